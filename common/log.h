@@ -1,0 +1,38 @@
+/* log: JSON lines on stderr, one object per event: time, level, message, the process-wide
+ * context (run id, command) and the caller's fields. */
+#ifndef COMMON_LOG_H
+#define COMMON_LOG_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/* Parses "debug|info|warn|error" (case-insensitive). Returns false for anything else. */
+bool log_level_parse(const char *s, enum log_level *out);
+const char *log_level_name(enum log_level level);
+
+void log_set_level(enum log_level level);
+bool log_enabled(enum log_level level);
+
+/* Adds (or replaces) a field carried by every following line, e.g. run_id. The value is
+ * copied. Not thread-safe: set context before starting threads. */
+void log_set_context(const char *key, const char *value);
+void log_clear_context(void);
+
+/* Writes one line. fields (steals; may be NULL) must be a JSON object; its keys are merged
+ * into the line. Lines below the current level are dropped (fields are still freed).
+ * Thread-safe: one write(2) per line. */
+void log_event(enum log_level level, const char *msg, json_t *fields);
+
+#define log_debug(msg, fields) log_event(LOG_DEBUG, (msg), (fields))
+#define log_info(msg, fields) log_event(LOG_INFO, (msg), (fields))
+#define log_warn(msg, fields) log_event(LOG_WARN, (msg), (fields))
+#define log_error(msg, fields) log_event(LOG_ERROR, (msg), (fields))
+
+/* Returns a copy of a libpq connection string or URI with any password masked
+ * (new; free with free()). Never NULL unless out of memory. */
+char *log_mask_conninfo(const char *conninfo);
+
+#endif

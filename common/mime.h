@@ -1,0 +1,49 @@
+/* mime: builds RFC 5322 messages with RFC 2045-2047 MIME: validated header values, encoded
+ * words for non-ASCII, folded lines, quoted-printable UTF-8 bodies, multipart/alternative.
+ * Nothing here lets CR, LF or NUL from a value reach a header. */
+#ifndef COMMON_MIME_H
+#define COMMON_MIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "buf.h"
+#include "err.h"
+
+struct mime_message {
+    const char *from_name;      /* optional display name (any UTF-8; CR/LF/controls removed) */
+    const char *from_addr;      /* validated mailbox */
+    const char *to_name;        /* optional display name */
+    const char *to_addr;        /* validated mailbox */
+    const char *subject;        /* UTF-8; controls removed, encoded when not ASCII */
+    const char *message_id;     /* without angle brackets, e.g. "abc.123@shop.example" */
+    time_t date;                /* Date header, local time with numeric zone */
+    const char *text_body;      /* UTF-8, any line ends */
+    const char *html_body;      /* UTF-8, any line ends; NULL for text only */
+    const char *list_unsubscribe;      /* optional: value of List-Unsubscribe ("<https://...>") */
+    bool list_unsubscribe_post;        /* add List-Unsubscribe-Post: List-Unsubscribe=One-Click */
+};
+
+/* Appends the whole message (headers, blank line, body) to out, CRLF line ends, every line
+ * <= 998 octets. Fails with ERR_DATA if an address or the message id is not acceptable. */
+int mime_build(const struct mime_message *m, struct buf *out, struct err *e);
+
+/* Appends "Name: value" as a header, encoding value as RFC 2047 encoded words when it is not
+ * printable ASCII, folding at 78 columns, and dropping controls. Used by mime_build. */
+void mime_header_text(struct buf *out, const char *name, const char *value);
+
+/* Appends "Name: display <addr>" with the display name quoted or encoded as needed. */
+void mime_header_address(struct buf *out, const char *name, const char *display,
+                         const char *addr);
+
+/* Appends text encoded as quoted-printable (RFC 2045 §6.7), lines normalised to CRLF. */
+void mime_qp_encode(struct buf *out, const char *text);
+
+/* Appends s with &, <, >, " and ' escaped for HTML text and attribute values. */
+void mime_html_escape(struct buf *out, const char *s);
+
+/* Whether s holds a CR, LF, NUL or other C0 control (TAB allowed) or DEL. */
+bool mime_has_controls(const char *s);
+
+#endif

@@ -1,0 +1,65 @@
+/* smtp: submit many prepared messages over one SMTP session (libESMTP), and classify each
+ * reply as sent, deferred, failed or unknown where it is seen. libESMTP's types stay here. */
+#ifndef COMMON_SMTP_H
+#define COMMON_SMTP_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+enum smtp_tls { SMTP_TLS_NONE = 0, SMTP_TLS_STARTTLS, SMTP_TLS_IMPLICIT };
+
+struct smtp_config {
+    const char *host;          /* borrowed */
+    int port;
+    enum smtp_tls tls;
+    const char *ca_file;       /* optional; system CAs otherwise */
+    const char *username;      /* optional; AUTH only when set */
+    const char *password;      /* optional */
+    const char *helo_name;     /* optional; EHLO name, validated */
+    int timeout_ms;            /* per-reply timeout */
+    int connect_timeout_ms;    /* TCP connect deadline (libESMTP has none of its own) */
+};
+
+enum smtp_outcome {
+    SMTP_NOT_ATTEMPTED = 0, /* the session ended before this message was offered: resend */
+    SMTP_SENT,              /* 2xx after end of data: the relay took it */
+    SMTP_DEFERRED,          /* 4xx or a transient error before the data went out */
+    SMTP_FAILED,            /* 5xx for the sender, the recipient or the data */
+    SMTP_UNKNOWN,           /* the data went out but no final reply came back */
+};
+
+struct smtp_message {
+    /* in (borrowed) */
+    const char *sender;    /* envelope MAIL FROM address, already validated */
+    const char *recipient; /* envelope RCPT TO address, already validated */
+    const char *data;      /* complete RFC 5322 message, CRLF line ends */
+    size_t len;
+    /* out */
+    enum smtp_outcome outcome;
+    int code;              /* last SMTP reply code seen for it, 0 if none */
+    char enhanced[16];     /* "5.1.1" when the server sent one */
+    char text[256];        /* reply text, control characters removed */
+};
+
+/* One process-wide setup (SSL_CTX, SASL plugins, SIGPIPE). Call once before any session and
+ * before starting threads. Fails with ERR_CONFIG when the TLS setup cannot be built. */
+int smtp_global_init(const struct smtp_config *cfg, struct err *e);
+void smtp_global_cleanup(void);
+
+/* Runs one session carrying msgs[0..n). Each message's outcome is filled in. Returns ERR_OK
+ * when the session ran (whatever each message's outcome), or an error that concerns the
+ * session as a whole: ERR_UNAVAILABLE (cannot connect, greeting refused, TLS failure, AUTH
+ * failure, connection lost). Messages not reached are left SMTP_NOT_ATTEMPTED. Thread-safe
+ * for distinct calls after smtp_global_init. */
+int smtp_send_batch(const struct smtp_config *cfg, struct smtp_message *msgs, size_t n,
+                    struct err *e);
+
+const char *smtp_outcome_name(enum smtp_outcome o);
+
+/* Whether s is a plausible RFC 5321 mailbox we are willing to put in an envelope: no
+ * controls, spaces or angle brackets, one '@', local part <= 64, total <= 254, a dotted
+ * domain of letters, digits and hyphens (or an IP literal). */
+bool smtp_address_valid(const char *s);
+
+#endif
