@@ -17,6 +17,7 @@ struct db_options {
     int connect_retries;      /* extra attempts after the first on a connection failure */
     int retry_base_ms;        /* first backoff, doubled each attempt, with jitter */
     const char *application_name;
+    int connect_timeout_s;    /* per attempt; 0 = libpq's default (none) */
 };
 
 /* Connects (new: free with db_close). On failure returns NULL and sets e to ERR_UNAVAILABLE
@@ -50,6 +51,13 @@ bool db_res_isnull(const struct db_res *r, size_t row, int col);
 /* Command tag row count for UPDATE/DELETE/INSERT ("UPDATE 3" gives 3). */
 long db_res_affected(const struct db_res *r);
 void db_res_free(struct db_res *r);
+
+/* Array parameters in PostgreSQL's text form ({"a","b",NULL}), for statements that take a
+ * whole batch through unnest(). Values are quoted and escaped; NULL is SQL NULL. */
+struct buf;
+void db_array_begin(struct buf *b);
+void db_array_add(struct buf *b, const char *value);
+void db_array_end(struct buf *b);
 
 /* The SQLSTATE of the last failed statement ("" if none). */
 const char *db_last_sqlstate(const struct db *db);

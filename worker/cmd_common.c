@@ -1,0 +1,86 @@
+/* cmd_common: what every command needs: a database connection and error reporting. */
+#include <ctype.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "log.h"
+#include "migrations.h"
+
+#define MIGRATIONS_TABLE "recovery_worker_migrations"
+
+struct db *
+cmd_connect(const struct settings *s, bool require_schema, struct err *e)
+{
+    struct db_options opt = {
+        .conninfo = s->database_url,
+        .connect_retries = s->database_connect_retries,
+        .retry_base_ms = 500,
+        .application_name = "recovery-worker",
+        .connect_timeout_s = (int)((s->database_connect_timeout_ms + 999) / 1000),
+    };
+    struct db *db = db_connect(&opt, e);
+    if (db == NULL)
+        return NULL;
+    if (db_exec_script(db, "SET TIME ZONE 'UTC'", e) != ERR_OK) {
+        db_close(db);
+        return NULL;
+    }
+    if (require_schema) {
+        unsigned pending = 0;
+        if (migrate_pending(db, MIGRATIONS_TABLE, migrations_embedded, migrations_embedded_count,
+                            &pending, e) != ERR_OK) {
+            db_close(db);
+            return NULL;
+        }
+        if (pending > 0) {
+            err_set(e, ERR_CONFIG,
+                    "the database schema is not current (%u migration%s pending): run "
+                    "`recovery-worker migrate` first",
+                    pending, pending == 1 ? "" : "s");
+            db_close(db);
+            return NULL;
+        }
+    }
+    return db;
+}
+
+int
+cmd_fail(const char *what, const struct err *e)
+{
+    log_error(what, json_pack("{s:s,s:s}", "error", e->msg, "kind", err_str(e->code)));
+    return err_exit_status(e->code);
+}
+
+bool
+cmd_is_uuid(const char *s)
+{
+    if (s == NULL || strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+            return false;
+    }
+    return true;
+}
+
+int
+cmd_migrate(const struct settings *s, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    struct err e;
+    err_clear(&e);
+    struct db *db = cmd_connect(s, false, &e);
+    if (db == NULL)
+        return cmd_fail("migrate failed", &e);
+    unsigned applied = 0;
+    /* An arbitrary constant shared by every deployment: "recovery" in ASCII. */
+    int rc = migrate_apply(db, MIGRATIONS_TABLE, 0x7265636f76657279LL, migrations_embedded,
+                           migrations_embedded_count, &applied, &e);
+    db_close(db);
+    if (rc != ERR_OK)
+        return cmd_fail("migrate failed", &e);
+    printf("{\"applied\":%u,\"total\":%u}\n", applied, migrations_embedded_count);
+    return 0;
+}

@@ -1,0 +1,138 @@
+/* cmd_sweep: `sweep [--dry-run [--dry-run-dir DIR]] [--limit N] [--order ORDER_ID]`: one
+ * sweep, the SPEC's JSON summary on stdout, the SPEC's exit status. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "log.h"
+#include "prompt.h"
+#include "smtp.h"
+#include "sweep.h"
+
+static void
+usage(FILE *out)
+{
+    fputs("usage: recovery-worker sweep [--dry-run [--dry-run-dir DIR]] [--limit N]\n"
+          "                             [--order ORDER_ID]\n"
+          "\n"
+          "Claims every due orchestration (or at most N, or one order's orchestration whether\n"
+          "due or not), emails the recovery prompts, records an event for each and moves\n"
+          "next_action_at forward. Prints one JSON summary line.\n"
+          "\n"
+          "  --dry-run          claim, send and write nothing; print each decision as JSON\n"
+          "  --dry-run-dir DIR  with --dry-run, also write each message that would be sent\n"
+          "  --limit N          handle at most N orchestrations\n"
+          "  --order ORDER_ID   handle this order's waiting orchestration now\n",
+          out);
+}
+
+static bool
+parse_long(const char *s, long *out)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || v <= 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+int
+cmd_sweep(const struct settings *s, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"dry-run", no_argument, NULL, 'n'},     {"dry-run-dir", required_argument, NULL, 'D'},
+        {"limit", required_argument, NULL, 'l'}, {"order", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+    };
+    struct sweep_options opt = {.dry_run_out = stdout};
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            opt.dry_run = true;
+            break;
+        case 'D':
+            opt.dry_run_dir = optarg;
+            break;
+        case 'l':
+            if (!parse_long(optarg, &opt.limit)) {
+                fprintf(stderr, "recovery-worker sweep: --limit needs a positive integer\n");
+                return 64;
+            }
+            break;
+        case 'o':
+            if (!cmd_is_uuid(optarg)) {
+                fprintf(stderr, "recovery-worker sweep: --order needs an order id (a UUID)\n");
+                return 64;
+            }
+            opt.order_id = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 64;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "recovery-worker sweep: unexpected argument '%s'\n", argv[optind]);
+        return 64;
+    }
+    if (opt.dry_run_dir != NULL && !opt.dry_run) {
+        fprintf(stderr, "recovery-worker sweep: --dry-run-dir needs --dry-run\n");
+        return 64;
+    }
+
+    struct err e;
+    err_clear(&e);
+    char run_id[17];
+    sweep_new_run_id(run_id);
+    log_set_context("run_id", run_id);
+    log_set_context("command", "sweep");
+
+    struct prompt_templates *t = prompt_templates_load(s->templates_dir, &e);
+    if (t == NULL)
+        return cmd_fail("templates cannot be loaded", &e);
+    if (!opt.dry_run && smtp_global_init(&(struct smtp_config){.host = s->smtp_host,
+                                                               .port = s->smtp_port,
+                                                               .tls = s->smtp_tls,
+                                                               .ca_file = s->smtp_ca_file},
+                                         &e) != ERR_OK) {
+        prompt_templates_free(t);
+        return cmd_fail("smtp setup failed", &e);
+    }
+    struct db *db = cmd_connect(s, true, &e);
+    int status;
+    if (db == NULL) {
+        status = cmd_fail("sweep cannot start", &e);
+    } else {
+        log_info("sweep started", json_pack("{s:b,s:I}", "dry_run", opt.dry_run, "limit",
+                                            (json_int_t)opt.limit));
+        struct sweep_summary sum;
+        int rc = sweep_run(db, s, t, run_id, &opt, &sum, &e);
+        json_t *j = sweep_summary_json(&sum);
+        if (opt.dry_run)
+            json_object_set_new(j, "dry_run", json_true());
+        char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        printf("%s\n", line != NULL ? line : "{}");
+        fflush(stdout);
+        free(line);
+        if (rc == ERR_OK) {
+            log_info("sweep completed", j);
+            status = 0;
+        } else {
+            json_decref(j);
+            status = cmd_fail("sweep cut short", &e);
+        }
+        db_close(db);
+    }
+    if (!opt.dry_run)
+        smtp_global_cleanup();
+    prompt_templates_free(t);
+    return status;
+}

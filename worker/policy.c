@@ -1,0 +1,152 @@
+/* policy: decisions of the sweep, kept free of I/O. The order of the checks follows the
+ * storefront's own job (order, member, intents, consent), with the worker's ledger rules
+ * (delivered, unknown, cap) in front so a retry never sends twice. */
+#include "policy.h"
+
+#include <string.h>
+
+#define NOTE_NO_MEMBER "Missing member for checkout recovery"
+#define NOTE_NO_INTENTS "No pending checkout intents"
+#define NOTE_NO_ORDER "Missing order for checkout recovery"
+#define NOTE_MAX_PROMPTS "Recovery prompt limit reached"
+#define NOTE_INVALID_ADDRESS "Member email address cannot be used"
+#define NOTE_REJECTED "Recovery prompt rejected by the mail server"
+#define NOTE_UNKNOWN "Recovery prompt delivery unknown"
+
+static bool
+ledger_is(const struct policy_facts *f, const char *status)
+{
+    return f->ledger_status != NULL && strcmp(f->ledger_status, status) == 0;
+}
+
+enum policy_action
+policy_decide(const struct policy_facts *f, const struct policy_rules *r)
+{
+    /* A previous attempt at this same due occurrence decides first: never send twice. */
+    if (ledger_is(f, "sent"))
+        return POLICY_ALREADY_SENT;
+    if (ledger_is(f, "sending") || ledger_is(f, "unknown")) {
+        if (r->on_unknown == POLICY_UNKNOWN_SKIP || f->ledger_attempts >= 2)
+            return POLICY_DELIVERY_UNKNOWN;
+    }
+    if (!f->order_found)
+        return POLICY_ESCALATE_NO_ORDER;
+    if (!f->has_user)
+        return POLICY_ESCALATE_NO_USER;
+    if (!f->has_member || f->pending_intents <= 0)
+        return POLICY_NO_INTENTS;
+    if (f->opted_out)
+        return POLICY_OPT_OUT;
+    if (f->prompts_sent >= r->max_prompts)
+        return POLICY_MAX_PROMPTS;
+    if (!f->email_valid)
+        return POLICY_INVALID_ADDRESS;
+    return POLICY_SEND;
+}
+
+/* base * 2^n, capped, plus up to a fifth of jitter so deferred rows spread out. */
+static long long
+backoff_ms(const struct policy_timing *t, long n, double jitter01)
+{
+    long long d = t->backoff_base_ms;
+    for (long i = 0; i < n && d < t->backoff_max_ms; i++)
+        d *= 2;
+    if (d > t->backoff_max_ms)
+        d = t->backoff_max_ms;
+    if (jitter01 < 0 || jitter01 >= 1)
+        jitter01 = 0;
+    return d + (long long)((double)d * 0.2 * jitter01);
+}
+
+struct policy_final
+policy_finalise(enum policy_action a, enum policy_delivery d, const struct policy_facts *f,
+                const struct policy_timing *t, double jitter01)
+{
+    struct policy_final out = {
+        .outcome = policy_action_name(a),
+        .note = NULL,
+        .escalate = false,
+        .stop = false,
+        .next_ms = t->retry_interval_ms,
+    };
+    switch (a) {
+    case POLICY_SEND:
+        break;
+    case POLICY_ESCALATE_NO_ORDER:
+        out.note = NOTE_NO_ORDER;
+        out.escalate = true;
+        out.stop = true; /* retrying cannot bring the order back */
+        return out;
+    case POLICY_ESCALATE_NO_USER:
+        out.note = NOTE_NO_MEMBER;
+        out.escalate = true;
+        return out;
+    case POLICY_NO_INTENTS:
+        out.note = NOTE_NO_INTENTS;
+        return out;
+    case POLICY_OPT_OUT:
+        return out;
+    case POLICY_MAX_PROMPTS:
+        out.note = NOTE_MAX_PROMPTS;
+        out.stop = true;
+        return out;
+    case POLICY_INVALID_ADDRESS:
+        out.note = NOTE_INVALID_ADDRESS;
+        out.escalate = true;
+        out.stop = true;
+        return out;
+    case POLICY_ALREADY_SENT:
+        return out;
+    case POLICY_DELIVERY_UNKNOWN:
+        out.note = NOTE_UNKNOWN;
+        return out;
+    }
+
+    switch (d) {
+    case POLICY_DELIVERY_SENT:
+    case POLICY_DELIVERY_NONE:
+        out.outcome = "sent";
+        break;
+    case POLICY_DELIVERY_DEFERRED:
+        out.outcome = "deferred";
+        out.next_ms = backoff_ms(t, f->deferrals, jitter01);
+        break;
+    case POLICY_DELIVERY_FAILED:
+        out.outcome = "failed";
+        out.note = NOTE_REJECTED;
+        out.escalate = true;
+        out.stop = true; /* a permanent refusal for this recipient: do not retry each sweep */
+        break;
+    case POLICY_DELIVERY_UNKNOWN:
+        out.outcome = "unknown";
+        out.note = NOTE_UNKNOWN;
+        break;
+    }
+    return out;
+}
+
+const char *
+policy_action_name(enum policy_action a)
+{
+    switch (a) {
+    case POLICY_SEND:
+        return "send";
+    case POLICY_ESCALATE_NO_ORDER:
+        return "missing_order";
+    case POLICY_ESCALATE_NO_USER:
+        return "missing_member";
+    case POLICY_NO_INTENTS:
+        return "no_intents";
+    case POLICY_OPT_OUT:
+        return "skipped_opt_out";
+    case POLICY_MAX_PROMPTS:
+        return "max_prompts";
+    case POLICY_INVALID_ADDRESS:
+        return "invalid_address";
+    case POLICY_ALREADY_SENT:
+        return "already_sent";
+    case POLICY_DELIVERY_UNKNOWN:
+        return "delivery_unknown";
+    }
+    return "unknown";
+}

@@ -1,0 +1,76 @@
+/* policy: the pure decisions of a sweep. What to do with a claimed orchestration, and how
+ * to finalise it once the outcome is known. No I/O, so every rule is unit-tested. */
+#ifndef WORKER_POLICY_H
+#define WORKER_POLICY_H
+
+#include <stdbool.h>
+
+/* What the claim query learned about one orchestration (read at claim time, in the same
+ * statement that leased it, so opt-outs are current). */
+struct policy_facts {
+    bool order_found;
+    bool has_user;
+    bool email_valid;     /* the member's address passed smtp_address_valid */
+    bool opted_out;       /* the gating preference is false */
+    bool has_member;      /* a loyalty member exists for the user */
+    long pending_intents; /* pending, unexpired checkout intents */
+    long prompts_sent;    /* ledger rows 'sent' for this orchestration */
+    long deferrals;       /* ledger rows 'deferred' since the last sent one */
+    const char *ledger_status; /* this due occurrence's ledger row status, or NULL */
+    long ledger_attempts;
+};
+
+enum policy_action {
+    POLICY_SEND = 0,
+    POLICY_ESCALATE_NO_ORDER, /* the order is gone: note it, escalate, stop nudging */
+    POLICY_ESCALATE_NO_USER,  /* the order has no member: escalate */
+    POLICY_NO_INTENTS,        /* nothing pending for the member: note, no email */
+    POLICY_OPT_OUT,           /* member opted out: no email */
+    POLICY_MAX_PROMPTS,       /* cap reached: stop nudging, say so */
+    POLICY_INVALID_ADDRESS,   /* the member's address cannot be used: skip with an event */
+    POLICY_ALREADY_SENT,      /* the ledger says this occurrence was delivered: finalise only */
+    POLICY_DELIVERY_UNKNOWN,  /* a dead worker left it 'sending': finalise, do not resend */
+};
+
+enum policy_unknown { POLICY_UNKNOWN_SKIP = 0, POLICY_UNKNOWN_RESEND };
+
+struct policy_rules {
+    int max_prompts;
+    enum policy_unknown on_unknown;
+};
+
+enum policy_action policy_decide(const struct policy_facts *f, const struct policy_rules *r);
+
+/* The result of sending, for POLICY_SEND rows. */
+enum policy_delivery {
+    POLICY_DELIVERY_NONE = 0, /* not a send row */
+    POLICY_DELIVERY_SENT,
+    POLICY_DELIVERY_DEFERRED,
+    POLICY_DELIVERY_FAILED,
+    POLICY_DELIVERY_UNKNOWN,
+};
+
+/* How to finalise: the event payload's outcome, the metadata note, when to act next. */
+struct policy_final {
+    const char *outcome;  /* "sent", "skipped_opt_out", ... (event payload, metrics) */
+    const char *note;     /* metadata note, or NULL */
+    bool escalate;        /* counts in `escalations` and sets the escalation note */
+    bool stop;            /* next_action_at cleared: no further nudges */
+    long long next_ms;    /* delay until next_action_at when !stop */
+};
+
+struct policy_timing {
+    long long retry_interval_ms;
+    long long backoff_base_ms;
+    long long backoff_max_ms;
+};
+
+/* jitter01 is a number in [0,1) supplied by the caller (random in production, fixed in
+ * tests); it spreads deferred retries by up to a fifth of the delay. */
+struct policy_final policy_finalise(enum policy_action a, enum policy_delivery d,
+                                    const struct policy_facts *f, const struct policy_timing *t,
+                                    double jitter01);
+
+const char *policy_action_name(enum policy_action a);
+
+#endif

@@ -1,0 +1,102 @@
+/* store: every SQL statement about orchestrations, their events, the claims and the
+ * delivery ledger. Each function is one statement per batch (arrays via unnest), so the
+ * cost of a sweep does not grow with round trips per row. */
+#ifndef WORKER_STORE_H
+#define WORKER_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "db.h"
+#include "err.h"
+
+#define STORE_UUID_LEN 36
+
+/* One claimed orchestration with the context read in the claim statement. Strings are
+ * owned by the batch (store_batch_free). */
+struct store_row {
+    char *id;
+    char *due_at;          /* next_action_at that made it due, exact text round-trip */
+    char *due_us;          /* the same instant in microseconds since the epoch */
+    char *stage;
+    char *order_id;        /* NULL when the order is missing */
+    char *order_number;
+    char *total;
+    char *currency;
+    char *user_id;         /* the order's user, NULL when none */
+    char *email;
+    char *display_name;
+    bool opted_out;
+    bool has_member;
+    long pending_intents;
+    long prompts_sent;
+    long deferrals;
+    char *ledger_status;   /* NULL when this due occurrence has no ledger row */
+    long ledger_attempts;
+};
+
+struct store_batch {
+    struct store_row *rows;
+    size_t n;
+};
+
+/* Claims up to limit due orchestrations (FOR UPDATE SKIP LOCKED), leases them for lease_ms
+ * to run_id, and reads their context, all in one statement. When order_id is non-NULL,
+ * claims that order's waiting orchestration whether due or not (still honouring leases). */
+int store_claim(struct db *db, const char *run_id, int limit, long long lease_ms,
+                const char *order_id, struct store_batch *out, struct err *e);
+
+/* Reads what a claim would read, without claiming or writing anything (--dry-run). Pages
+ * through the due set in (next_action_at, id) order: pass the last row of the previous page
+ * as `after` (NULL for the first page). */
+int store_peek(struct db *db, int limit, const char *order_id, const struct store_row *after,
+               struct store_batch *out, struct err *e);
+
+void store_batch_free(struct store_batch *b);
+
+/* Writes 'sending' ledger rows for rows[idx[0..n)] just before SMTP, re-checking that each
+ * orchestration is still waiting on the same due occurrence and still claimed by run_id.
+ * ok[i] is set for the rows that may be sent now. message_ids[i] is the deterministic id. */
+int store_ledger_begin(struct db *db, const char *run_id, const struct store_batch *b,
+                       const size_t *idx, char *const *message_ids, size_t n,
+                       bool resend_unknown, bool *ok, struct err *e);
+
+struct store_delivery {
+    size_t row;             /* index into the batch */
+    const char *status;     /* sent | deferred | failed | unknown | released */
+    int code;
+    const char *enhanced;
+    const char *text;
+};
+
+/* Records SMTP results (and 'unknown' for orphaned rows) on ledger rows still 'sending' or
+ * 'unknown'. */
+int store_ledger_finish(struct db *db, const struct store_batch *b,
+                        const struct store_delivery *d, size_t n, struct err *e);
+
+struct store_final {
+    size_t row;             /* index into the batch */
+    json_t *patch;          /* metadata keys to merge (borrowed) */
+    json_t *payload;        /* event payload (borrowed) */
+    long long next_ms;      /* next_action_at = now + next_ms; < 0 clears it */
+};
+
+/* Finalises in one statement (so one transaction): for each row still claimed by run_id
+ * and still waiting on the same due occurrence, merges metadata, stamps
+ * last_transition_at/updated_at, moves next_action_at and locked_until, records the
+ * "Recovery sweep executed" event, and drops the claim. finalised[i] tells which were;
+ * lost[i] which had lost their claim to another worker. */
+int store_finalise(struct db *db, const char *run_id, const struct store_batch *b,
+                   const struct store_final *f, size_t n, bool *finalised, bool *lost,
+                   struct err *e);
+
+/* Gives claimed rows back (lease cleared) when the sweep stops before handling them. */
+int store_release(struct db *db, const char *run_id, const struct store_batch *b,
+                  const size_t *idx, size_t n, struct err *e);
+
+/* Count of due orchestrations and the age of the oldest, in seconds. */
+int store_due_stats(struct db *db, long *due, double *oldest_age_s, struct err *e);
+
+#endif

@@ -1,0 +1,63 @@
+/* sweep: claim due orchestrations batch by batch, decide, send, finalise. The protocol:
+ *   1. claim: one short statement leases a batch (FOR UPDATE SKIP LOCKED) and reads the
+ *      context; no lock is held afterwards;
+ *   2. decide each row (policy), render the prompts;
+ *   3. write 'sending' ledger rows (re-checking the row is still waiting and still ours);
+ *   4. send over SMTP, sessions in parallel, many messages per session;
+ *   5. record each reply in the ledger;
+ *   6. finalise each row (event + metadata + next_action_at) in one statement, guarded by
+ *      the claim; rows never offered to SMTP are released. */
+#ifndef WORKER_SWEEP_H
+#define WORKER_SWEEP_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "db.h"
+#include "err.h"
+#include "prompt.h"
+#include "settings.h"
+
+struct sweep_options {
+    long limit;              /* at most this many orchestrations; 0 = drain everything due */
+    const char *order_id;    /* only this order's orchestration, due or not */
+    bool dry_run;            /* claim, send and write nothing; describe each decision */
+    FILE *dry_run_out;       /* where dry-run decisions go, one JSON line each */
+    const char *dry_run_dir; /* optional: write each message that would be sent here */
+    volatile sig_atomic_t *stop; /* when it becomes non-zero, stop claiming new batches */
+};
+
+struct sweep_summary {
+    long processed;
+    long nudges_sent;
+    long skipped_opt_out;
+    long no_intents;
+    long escalations;
+    long deferred;
+    long failed;
+    long unknown;
+    long already_sent;
+    long max_prompts;
+    long invalid_address;
+    long released;
+    long lost_leases;
+    long superseded;
+    long batches;
+    long long duration_ms;
+};
+
+/* Runs one sweep. Returns ERR_OK when it completed, ERR_UNAVAILABLE when the database or
+ * the relay failed and the sweep was cut short (what was done is finalised, the rest is
+ * released or left to lease expiry), other codes for internal errors. */
+int sweep_run(struct db *db, const struct settings *s, const struct prompt_templates *t,
+              const char *run_id, const struct sweep_options *opt, struct sweep_summary *sum,
+              struct err *e);
+
+/* The SPEC's summary line (processed, nudges_sent, ...), new JSON object. */
+json_t *sweep_summary_json(const struct sweep_summary *sum);
+
+/* A fresh run id: 16 hex characters from the kernel's random source. */
+void sweep_new_run_id(char out[17]);
+
+#endif
