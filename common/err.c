@@ -23,14 +23,21 @@ err_prefix(struct err *e, const char *fmt, ...)
 {
     if (e == NULL)
         return ERR_INTERNAL;
-    char prefix[ERR_MSG_MAX];
+    char prefix[ERR_MSG_MAX / 2];
     char old[ERR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", prefix, old);
+    /* Truncation is acceptable: the start of the message says where it happened. */
+    int n = snprintf(e->msg, sizeof e->msg, "%s: ", prefix);
+    if (n > 0 && (size_t)n < sizeof e->msg) {
+        size_t room = sizeof e->msg - (size_t)n - 1;
+        size_t len = strnlen(old, room);
+        memcpy(e->msg + n, old, len);
+        e->msg[(size_t)n + len] = '\0';
+    }
     return (int)e->code;
 }
 

@@ -27,7 +27,7 @@ policy_decide(const struct policy_facts *f, const struct policy_rules *r)
         return POLICY_ALREADY_SENT;
     if (ledger_is(f, "sending") || ledger_is(f, "unknown")) {
         if (r->on_unknown == POLICY_UNKNOWN_SKIP || f->ledger_attempts >= 2)
-            return POLICY_DELIVERY_UNKNOWN;
+            return POLICY_ORPHANED;
     }
     if (!f->order_found)
         return POLICY_ESCALATE_NO_ORDER;
@@ -97,7 +97,7 @@ policy_finalise(enum policy_action a, enum policy_delivery d, const struct polic
         return out;
     case POLICY_ALREADY_SENT:
         return out;
-    case POLICY_DELIVERY_UNKNOWN:
+    case POLICY_ORPHANED:
         out.note = NOTE_UNKNOWN;
         return out;
     }
@@ -145,7 +145,7 @@ policy_action_name(enum policy_action a)
         return "invalid_address";
     case POLICY_ALREADY_SENT:
         return "already_sent";
-    case POLICY_DELIVERY_UNKNOWN:
+    case POLICY_ORPHANED:
         return "delivery_unknown";
     }
     return "unknown";

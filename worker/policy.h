@@ -29,7 +29,7 @@ enum policy_action {
     POLICY_MAX_PROMPTS,       /* cap reached: stop nudging, say so */
     POLICY_INVALID_ADDRESS,   /* the member's address cannot be used: skip with an event */
     POLICY_ALREADY_SENT,      /* the ledger says this occurrence was delivered: finalise only */
-    POLICY_DELIVERY_UNKNOWN,  /* a dead worker left it 'sending': finalise, do not resend */
+    POLICY_ORPHANED,          /* a dead worker left it 'sending': finalise, do not resend */
 };
 
 enum policy_unknown { POLICY_UNKNOWN_SKIP = 0, POLICY_UNKNOWN_RESEND };

@@ -297,7 +297,7 @@ count(struct sweep_summary *sum, const struct item *it, const struct policy_fina
     case POLICY_ALREADY_SENT:
         sum->already_sent++;
         return;
-    case POLICY_DELIVERY_UNKNOWN:
+    case POLICY_ORPHANED:
         sum->unknown++;
         return;
     case POLICY_ESCALATE_NO_ORDER:
@@ -331,7 +331,7 @@ payload_of(const struct ctx *c, const struct store_row *row, const struct item *
     json_t *p = json_pack("{s:s,s:s,s:s,s:I}", "outcome", f->outcome, "runId", c->run_id,
                           "stage", row->stage, "intentCount", (json_int_t)row->pending_intents);
     if (it->action == POLICY_SEND || it->action == POLICY_ALREADY_SENT ||
-        it->action == POLICY_DELIVERY_UNKNOWN) {
+        it->action == POLICY_ORPHANED) {
         char mid[160];
         build_message_id(mid, sizeof mid, row, c->s->sender_email);
         json_object_set_new(p, "messageId", json_string(mid));
