@@ -1,0 +1,43 @@
+/* prompt: the recovery email for one orchestration, rendered from per-stage templates
+ * (subject, text, HTML) into a complete MIME message. Values are HTML-escaped in the HTML
+ * part; nothing from the database reaches a header unencoded. */
+#ifndef WORKER_PROMPT_H
+#define WORKER_PROMPT_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "buf.h"
+#include "err.h"
+
+struct prompt_templates; /* opaque: loaded and checked once at start-up */
+
+/* What a prompt says. All strings borrowed, UTF-8, possibly hostile. */
+struct prompt_input {
+    const char *stage;          /* "payment" | "verification" | "loyalty_hold" | "fulfillment" */
+    const char *member_name;    /* display name, may be NULL or empty (a fallback is used) */
+    const char *member_email;   /* validated recipient */
+    const char *order_id;
+    const char *order_number;
+    const char *total;          /* "129.00" */
+    const char *currency;       /* "EUR" */
+    long pending_intents;
+    const char *resume_url;     /* full link, token included */
+    const char *unsubscribe_url;/* NULL when none configured */
+    const char *sender_email;
+    const char *sender_name;
+    const char *message_id;     /* without angle brackets */
+    time_t date;
+};
+
+/* Loads the built-in templates, overridden per file by dir (NULL for none). Every template
+ * is parsed now: an unknown placeholder or unreadable file is ERR_CONFIG naming the file. */
+struct prompt_templates *prompt_templates_load(const char *dir, struct err *e);
+void prompt_templates_free(struct prompt_templates *t);
+
+/* Appends the complete message to out. ERR_DATA when the input cannot make a safe message
+ * (unknown stage, invalid address). */
+int prompt_render(const struct prompt_templates *t, const struct prompt_input *in,
+                  struct buf *out, struct err *e);
+
+#endif
