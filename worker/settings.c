@@ -1,0 +1,446 @@
+/* settings: the worker's key table (every field of struct settings, its YAML path, default,
+ * bounds and environment variable) and the checks that span keys. */
+#include "settings.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+
+#define SEC 1000LL
+#define MIN (60 * SEC)
+#define HOUR (60 * MIN)
+#define DAY (24 * HOUR)
+
+/* A resume-link key shorter than this is guessable offline from one signed link. */
+#define RESUME_SECRET_MIN 32
+
+#define STR(f) CONFIG_FIELD(struct settings, f, char *)
+#define INT(f) CONFIG_FIELD(struct settings, f, int)
+#define DUR(f) CONFIG_FIELD(struct settings, f, long long)
+#define ENUM(f) CONFIG_ENUM_FIELD(struct settings, f)
+
+/* In enum order: the index stored is the enum value. */
+static const char *const tls_choices[] = {"none", "starttls", "tls", NULL};
+static const char *const unknown_choices[] = {"skip", "resend", NULL};
+static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
+
+_Static_assert(SMTP_TLS_NONE == 0 && SMTP_TLS_STARTTLS == 1 && SMTP_TLS_IMPLICIT == 2,
+               "tls_choices follows enum smtp_tls");
+_Static_assert(UNKNOWN_DELIVERY_SKIP == 0 && UNKNOWN_DELIVERY_RESEND == 1,
+               "unknown_choices follows enum unknown_delivery_policy");
+_Static_assert(LOG_DEBUG == 0 && LOG_INFO == 1 && LOG_WARN == 2 && LOG_ERROR == 3,
+               "level_choices follows enum log_level");
+
+static char *mask_url(const char *url);
+
+static const struct config_key settings_table[] = {
+    /* database */
+    {.path = "database.url",
+     .type = CONFIG_STRING,
+     .offset = STR(database_url),
+     .env = "DATABASE_URL",
+     .mask = log_mask_conninfo,
+     .help = "libpq connection string or URI; needed by every command that uses the database"},
+    {.path = "database.connect_retries",
+     .type = CONFIG_INT,
+     .offset = INT(database_connect_retries),
+     .def = "3",
+     .min = 0,
+     .max = 20,
+     .help = "further connection attempts, with backoff, before giving up (exit 69)"},
+    {.path = "database.connect_timeout",
+     .type = CONFIG_DURATION,
+     .offset = DUR(database_connect_timeout_ms),
+     .def = "5s",
+     .min = 1 * SEC,
+     .max = 10 * MIN,
+     .help = "deadline of one connection attempt"},
+
+    /* smtp */
+    {.path = "smtp.host",
+     .type = CONFIG_STRING,
+     .offset = STR(smtp_host),
+     .def = "localhost",
+     .env = "SMTP_HOST",
+     .help = "SMTP relay host"},
+    {.path = "smtp.port",
+     .type = CONFIG_INT,
+     .offset = INT(smtp_port),
+     .def = "587",
+     .env = "SMTP_PORT",
+     .min = 1,
+     .max = 65535,
+     .help = "SMTP relay port"},
+    {.path = "smtp.tls",
+     .type = CONFIG_ENUM,
+     .offset = ENUM(smtp_tls),
+     .def = "starttls",
+     .env = "SMTP_TLS",
+     .choices = tls_choices,
+     .help = "none, or starttls (required, certificate verified); tls (implicit, port 465) is "
+             "refused"},
+    {.path = "smtp.ca_file",
+     .type = CONFIG_STRING,
+     .offset = STR(smtp_ca_file),
+     .env = "SMTP_CA_FILE",
+     .help = "PEM file of CAs to verify the relay with; system CAs if unset"},
+    {.path = "smtp.username",
+     .type = CONFIG_STRING,
+     .offset = STR(smtp_username),
+     .env = "SMTP_USERNAME",
+     .help = "AUTH user name; AUTH is used only when set"},
+    {.path = "smtp.password",
+     .type = CONFIG_STRING,
+     .offset = STR(smtp_password),
+     .env = "SMTP_PASSWORD",
+     .flags = CONFIG_SECRET | CONFIG_FILE_ENV,
+     .help = "AUTH password; better from SMTP_PASSWORD_FILE than from this file"},
+    {.path = "smtp.helo_name",
+     .type = CONFIG_STRING,
+     .offset = STR(smtp_helo_name),
+     .env = "SMTP_HELO_NAME",
+     .help = "name sent in EHLO; the host name if unset"},
+    {.path = "smtp.sender_email",
+     .type = CONFIG_STRING,
+     .offset = STR(sender_email),
+     .def = "no-reply@localhost.localdomain",
+     .env = "SMTP_SENDER_EMAIL",
+     .help = "From address and envelope sender"},
+    {.path = "smtp.sender_name",
+     .type = CONFIG_STRING,
+     .offset = STR(sender_name),
+     .def = "Checkout",
+     .env = "SMTP_SENDER_NAME",
+     .help = "From display name"},
+    {.path = "smtp.timeout",
+     .type = CONFIG_DURATION,
+     .offset = DUR(smtp_timeout_ms),
+     .def = "30s",
+     .min = 1 * SEC,
+     .max = 10 * MIN,
+     .help = "wait for each SMTP reply"},
+    {.path = "smtp.connect_timeout",
+     .type = CONFIG_DURATION,
+     .offset = DUR(smtp_connect_timeout_ms),
+     .def = "10s",
+     .min = 1 * SEC,
+     .max = 5 * MIN,
+     .help = "TCP connect deadline"},
+    {.path = "smtp.messages_per_session",
+     .type = CONFIG_INT,
+     .offset = INT(smtp_messages_per_session),
+     .def = "100",
+     .min = 1,
+     .max = 10000,
+     .help = "messages sent over one connection before it is closed"},
+
+    /* sweep */
+    {.path = "sweep.batch_size",
+     .type = CONFIG_INT,
+     .offset = INT(batch_size),
+     .def = "500",
+     .min = 1,
+     .max = 10000,
+     .help = "orchestrations claimed per batch; a sweep drains them all"},
+    {.path = "sweep.lease",
+     .type = CONFIG_DURATION,
+     .offset = DUR(lease_ms),
+     .def = "5m",
+     .min = 5 * SEC,
+     .max = 1 * DAY,
+     .help = "how long a claimed orchestration stays locked (locked_until)"},
+    {.path = "sweep.retry_interval",
+     .type = CONFIG_DURATION,
+     .offset = DUR(retry_interval_ms),
+     .def = "6h",
+     .min = 1 * MIN,
+     .max = 30 * DAY,
+     .help = "next_action_at after a prompt was handled"},
+    {.path = "sweep.backoff_base",
+     .type = CONFIG_DURATION,
+     .offset = DUR(backoff_base_ms),
+     .def = "5m",
+     .min = 1 * SEC,
+     .max = 1 * DAY,
+     .help = "first retry delay after a transient failure; doubles per attempt"},
+    {.path = "sweep.backoff_max",
+     .type = CONFIG_DURATION,
+     .offset = DUR(backoff_max_ms),
+     .def = "2h",
+     .min = 1 * SEC,
+     .max = 7 * DAY,
+     .help = "longest retry delay"},
+    {.path = "sweep.max_prompts",
+     .type = CONFIG_INT,
+     .offset = INT(max_prompts),
+     .def = "3",
+     .min = 1,
+     .max = 100,
+     .help = "prompts per orchestration before it is no longer nudged"},
+    {.path = "sweep.concurrency",
+     .type = CONFIG_INT,
+     .offset = INT(concurrency),
+     .def = "4",
+     .min = 1,
+     .max = 64,
+     .help = "SMTP sessions in parallel"},
+    {.path = "sweep.on_unknown_delivery",
+     .type = CONFIG_ENUM,
+     .offset = ENUM(on_unknown_delivery),
+     .def = "skip",
+     .choices = unknown_choices,
+     .help = "a message sent without a final reply: skip (record it) or resend (same "
+             "Message-ID)"},
+
+    /* schedule */
+    {.path = "schedule.interval",
+     .type = CONFIG_DURATION,
+     .offset = DUR(schedule_interval_ms),
+     .def = "30m",
+     .min = 10 * SEC,
+     .max = 1 * DAY,
+     .help = "time between sweeps in `run`"},
+    {.path = "schedule.jitter",
+     .type = CONFIG_DURATION,
+     .offset = DUR(schedule_jitter_ms),
+     .def = "1m",
+     .min = 0,
+     .max = 1 * HOUR,
+     .help = "random delay up to this added to each interval, so replicas spread out"},
+
+    /* email */
+    {.path = "email.resume_url",
+     .type = CONFIG_STRING,
+     .offset = STR(resume_url),
+     .def = "http://localhost:3000/checkout",
+     .env = "RESUME_URL",
+     .help = "base of the resume link (http:// or https://)"},
+    {.path = "email.unsubscribe_url",
+     .type = CONFIG_STRING,
+     .offset = STR(unsubscribe_url),
+     .env = "UNSUBSCRIBE_URL",
+     .help = "List-Unsubscribe target; no such headers if unset"},
+    {.path = "email.templates_dir",
+     .type = CONFIG_STRING,
+     .offset = STR(templates_dir),
+     .help = "directory of templates replacing the built-in ones"},
+    {.path = "email.resume_link_secret",
+     .type = CONFIG_STRING,
+     .offset = STR(resume_link_secret),
+     .env = "RESUME_LINK_SECRET",
+     .flags = CONFIG_SECRET | CONFIG_FILE_ENV,
+     .help = "HMAC key signing resume links (32+ characters); unsigned links if unset"},
+    {.path = "email.resume_link_ttl",
+     .type = CONFIG_DURATION,
+     .offset = DUR(resume_link_ttl_ms),
+     .def = "30d",
+     .min = 1 * MIN,
+     .max = 365 * DAY,
+     .help = "how long a signed link stays valid"},
+
+    /* metrics */
+    {.path = "metrics.pushgateway_url",
+     .type = CONFIG_STRING,
+     .offset = STR(pushgateway_url),
+     .env = "PUSHGATEWAY_URL",
+     .mask = mask_url,
+     .help = "Prometheus Pushgateway base URL; no push if unset"},
+    {.path = "metrics.job",
+     .type = CONFIG_STRING,
+     .offset = STR(metrics_job),
+     .def = "recovery-worker",
+     .help = "Pushgateway job label"},
+    {.path = "metrics.instance",
+     .type = CONFIG_STRING,
+     .offset = STR(metrics_instance),
+     .help = "Pushgateway instance label; the host name if unset"},
+    {.path = "metrics.heartbeat_url",
+     .type = CONFIG_STRING,
+     .offset = STR(heartbeat_url),
+     .env = "HEARTBEAT_URL",
+     .mask = mask_url,
+     .help = "pinged on start, success and failure; none if unset"},
+
+    /* log */
+    {.path = "log.level",
+     .type = CONFIG_ENUM,
+     .offset = ENUM(log_level),
+     .def = "info",
+     .env = "LOG_LEVEL",
+     .choices = level_choices,
+     .help = "debug, info, warn or error"},
+
+    {.path = NULL},
+};
+
+const struct config_key *
+settings_keys(void)
+{
+    return settings_table;
+}
+
+/* A copy of url with the password of its userinfo (scheme://user:password@host) masked. */
+static char *
+mask_url(const char *url)
+{
+    char *copy = strdup(url);
+    if (copy == NULL)
+        return NULL;
+    char *auth = strstr(copy, "://");
+    if (auth == NULL)
+        return copy;
+    auth += 3;
+    size_t hostpart = strcspn(auth, "/?#");
+    char *at = NULL;
+    for (char *p = auth; p < auth + hostpart; p++)
+        if (*p == '@')
+            at = p;
+    char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (colon == NULL)
+        return copy;
+    size_t head = (size_t)(colon + 1 - copy);
+    char *out = malloc(head + 4 + strlen(at) + 1);
+    if (out != NULL) {
+        memcpy(out, copy, head);
+        memcpy(out + head, "****", 4);
+        strcpy(out + head + 4, at);
+    }
+    free(copy);
+    return out;
+}
+
+static bool
+is_set(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
+
+static bool
+is_http_url(const char *s)
+{
+    return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0;
+}
+
+static void
+check_optional_url(struct config *c, const char *key, const char *url)
+{
+    if (is_set(url) && !is_http_url(url))
+        config_problem(c, key, "must start with http:// or https://");
+}
+
+/* Checks that need the whole struct; each problem points at where its value came from. */
+static void
+check(struct config *c, const struct settings *s)
+{
+    char a[32], b[32];
+
+    if (s->smtp_tls == SMTP_TLS_IMPLICIT)
+        config_problem(c, "smtp.tls",
+                       "\"tls\" (implicit TLS, port 465) is not supported by libESMTP 1.1.0; use "
+                       "starttls, or none towards a relay on loopback");
+    if (!is_set(s->sender_email) || !smtp_address_valid(s->sender_email))
+        config_problem(c, "smtp.sender_email", "\"%s\" is not a valid email address",
+                       s->sender_email != NULL ? s->sender_email : "");
+    if (is_set(s->smtp_username) && !is_set(s->smtp_password))
+        config_problem(c, "smtp.username",
+                       "is set but smtp.password is not (SMTP_PASSWORD or SMTP_PASSWORD_FILE)");
+    if (is_set(s->smtp_password) && !is_set(s->smtp_username))
+        config_problem(c, "smtp.password", "is set but smtp.username is not (SMTP_USERNAME)");
+    if (!is_set(s->smtp_host))
+        config_problem(c, "smtp.host", "must not be empty");
+
+    if (s->backoff_base_ms > s->backoff_max_ms) {
+        config_format_duration(s->backoff_base_ms, a, sizeof a);
+        config_format_duration(s->backoff_max_ms, b, sizeof b);
+        config_problem(c, "sweep.backoff_base", "%s is longer than sweep.backoff_max (%s)", a, b);
+    }
+    if (s->schedule_jitter_ms >= s->schedule_interval_ms) {
+        config_format_duration(s->schedule_jitter_ms, a, sizeof a);
+        config_format_duration(s->schedule_interval_ms, b, sizeof b);
+        config_problem(c, "schedule.jitter", "%s is not shorter than schedule.interval (%s)", a, b);
+    }
+
+    if (!is_set(s->resume_url) || !is_http_url(s->resume_url))
+        config_problem(c, "email.resume_url", "must start with http:// or https://");
+    check_optional_url(c, "email.unsubscribe_url", s->unsubscribe_url);
+    check_optional_url(c, "metrics.pushgateway_url", s->pushgateway_url);
+    check_optional_url(c, "metrics.heartbeat_url", s->heartbeat_url);
+    if (is_set(s->resume_link_secret) && strlen(s->resume_link_secret) < RESUME_SECRET_MIN)
+        config_problem(c, "email.resume_link_secret",
+                       "must be at least %d characters (try: openssl rand -hex 32)",
+                       RESUME_SECRET_MIN);
+    if (!is_set(s->metrics_job))
+        config_problem(c, "metrics.job", "must not be empty");
+}
+
+/* An optional key set to "" (an empty environment variable, say) means "not configured",
+ * the same as never set: NULL, so consumers test one thing. */
+static void
+empty_to_null(struct settings *s)
+{
+    for (const struct config_key *k = settings_table; k->path != NULL; k++) {
+        if (k->type != CONFIG_STRING || k->def != NULL)
+            continue;
+        char **sp = (char **)(void *)((char *)s + k->offset);
+        if (*sp != NULL && (*sp)[0] == '\0') {
+            free(*sp);
+            *sp = NULL;
+        }
+    }
+}
+
+int
+settings_load(const char *path, struct settings *out, FILE *problems, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    bool optional = false;
+    if (path == NULL) {
+        const char *env = getenv("RECOVERY_WORKER_CONFIG");
+        if (env != NULL && env[0] != '\0') {
+            path = env;
+        } else {
+            path = "worker.yaml";
+            optional = true;
+        }
+    }
+
+    struct config *c = config_new(settings_table, SETTINGS_ENV_PREFIX);
+    if (c == NULL)
+        return err_set(e, ERR_INTERNAL, "out of memory while loading the configuration");
+    config_load(c, out, path, optional);
+    check(c, out);
+    empty_to_null(out);
+    int rc = config_report(c, problems, e);
+    if (rc == ERR_OK && config_file(c) != NULL) {
+        out->config_path = strdup(config_file(c));
+        if (out->config_path == NULL)
+            rc = err_set(e, ERR_INTERNAL, "out of memory while loading the configuration");
+    }
+    out->config = c;
+    if (rc != ERR_OK)
+        settings_free(out);
+    return rc;
+}
+
+void
+settings_print(const struct settings *s, FILE *out)
+{
+    fprintf(out, "# recovery-worker configuration; secrets masked\n");
+    if (s->config_path != NULL)
+        fprintf(out, "# file: %s\n", s->config_path);
+    config_print(s->config, settings_table, s, out);
+}
+
+void
+settings_free(struct settings *s)
+{
+    if (s == NULL)
+        return;
+    config_free_values(settings_table, s);
+    config_free(s->config);
+    free(s->config_path);
+    memset(s, 0, sizeof *s);
+}

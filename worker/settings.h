@@ -1,0 +1,100 @@
+/* settings: the worker's configuration: one table of keys (YAML name, type, default,
+ * environment variable) loaded by common/config into this plain struct. */
+#ifndef WORKER_SETTINGS_H
+#define WORKER_SETTINGS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "err.h"
+#include "log.h"
+#include "smtp.h"
+
+struct config;
+struct config_key;
+
+enum unknown_delivery_policy {
+    UNKNOWN_DELIVERY_SKIP = 0, /* do not resend; record that delivery is unknown */
+    UNKNOWN_DELIVERY_RESEND,   /* resend once with the same Message-ID */
+};
+
+/* Durations are milliseconds. Strings are owned by the struct (settings_free). An optional
+ * string (one without a default) is NULL when not configured, including when it was set to
+ * "" (an empty environment variable blanks out the file's value). */
+struct settings {
+    char *config_path;     /* the file read, or NULL when none */
+    struct config *config; /* where each value came from (owned; settings_print) */
+
+    /* database */
+    char *database_url; /* DATABASE_URL */
+    int database_connect_retries;
+    long long database_connect_timeout_ms;
+
+    /* smtp */
+    char *smtp_host;        /* SMTP_HOST */
+    int smtp_port;          /* SMTP_PORT */
+    enum smtp_tls smtp_tls; /* SMTP_TLS: none | starttls | tls */
+    char *smtp_ca_file;     /* SMTP_CA_FILE */
+    char *smtp_username;    /* SMTP_USERNAME */
+    char *smtp_password;    /* SMTP_PASSWORD or the contents of SMTP_PASSWORD_FILE */
+    char *smtp_helo_name;   /* SMTP_HELO_NAME */
+    char *sender_email;     /* SMTP_SENDER_EMAIL */
+    char *sender_name;      /* SMTP_SENDER_NAME */
+    long long smtp_timeout_ms;
+    long long smtp_connect_timeout_ms;
+    int smtp_messages_per_session;
+
+    /* sweep */
+    int batch_size;
+    long long lease_ms;
+    long long retry_interval_ms;
+    long long backoff_base_ms;
+    long long backoff_max_ms;
+    int max_prompts;
+    int concurrency;
+    enum unknown_delivery_policy on_unknown_delivery;
+
+    /* schedule (run) */
+    long long schedule_interval_ms;
+    long long schedule_jitter_ms;
+
+    /* email */
+    char *resume_url;         /* RESUME_URL */
+    char *unsubscribe_url;    /* UNSUBSCRIBE_URL, optional */
+    char *templates_dir;      /* optional override directory */
+    char *resume_link_secret; /* RESUME_LINK_SECRET, optional */
+    long long resume_link_ttl_ms;
+
+    /* metrics */
+    char *pushgateway_url; /* PUSHGATEWAY_URL, optional */
+    char *metrics_job;
+    char *metrics_instance;
+    char *heartbeat_url; /* HEARTBEAT_URL, optional */
+
+    /* log */
+    enum log_level log_level; /* LOG_LEVEL */
+};
+
+/* The prefix of the variable every non-secret key also answers to: RW_ + the key's path
+ * upper-cased with '.' as '_' (RW_SWEEP_BATCH_SIZE). A key's own variable (SMTP_PORT) wins. */
+#define SETTINGS_ENV_PREFIX "RW_"
+
+/* Loads defaults, then the file, then the environment. path NULL means
+ * $RECOVERY_WORKER_CONFIG (when set and not empty; then it is explicit) or ./worker.yaml,
+ * and a missing ./worker.yaml is not an error; an explicit path that cannot be read is.
+ * out is overwritten (its previous contents are not freed). On ERR_CONFIG every problem has
+ * been written to `problems` (when non-NULL), one "file:line:column: key: reason" line
+ * each, e holds the first, and out is left empty (settings_free is still safe).
+ * ERR_INTERNAL when out of memory. */
+int settings_load(const char *path, struct settings *out, FILE *problems, struct err *e);
+
+/* Prints the effective settings as YAML, secrets masked, each key with where it came from. */
+void settings_print(const struct settings *s, FILE *out);
+
+/* Frees every string and the origins, and leaves s zeroed. NULL-safe. */
+void settings_free(struct settings *s);
+
+/* The key table behind struct settings (static; ends with a row whose path is NULL). */
+const struct config_key *settings_keys(void);
+
+#endif
