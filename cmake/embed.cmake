@@ -1,5 +1,5 @@
 # Writes OUT: a C array of {name, sql} for every file in FILES (already sorted).
-set(content "/* Generated from migrations/*.sql; do not edit. */\n#include \"migrations.h\"\n\n")
+set(content "/* Generated from the files in migrations/; do not edit. */\n#include \"migrations.h\"\n\n")
 set(entries "")
 set(i 0)
 foreach(f ${FILES})

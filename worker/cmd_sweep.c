@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "failpoint.h"
 #include "log.h"
 #include "prompt.h"
 #include "smtp.h"
@@ -88,6 +89,7 @@ cmd_sweep(const struct settings *s, int argc, char **argv)
         return 64;
     }
 
+    failpoint_init();
     struct err e;
     err_clear(&e);
     char run_id[17];

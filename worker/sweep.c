@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "failpoint.h"
 #include "log.h"
 #include "policy.h"
 #include "smtp.h"
@@ -474,6 +475,7 @@ deliver(struct ctx *c, const struct store_batch *b, struct item *items,
                             c->s->on_unknown_delivery == UNKNOWN_DELIVERY_RESEND, ok, e);
     if (rc != ERR_OK)
         goto out;
+    failpoint("after_ledger_begin");
 
     /* Only rows the ledger let through are offered to the relay, in batch order. */
     size_t m = 0;
@@ -491,13 +493,16 @@ deliver(struct ctx *c, const struct store_batch *b, struct item *items,
         m++;
     }
     int send_rc = send_all(c, msgs, m, relay_err);
+    failpoint("after_send");
 
     size_t nd = 0, nrel = 0;
     for (k = 0; k < nsend; k++) {
         struct item *it = &items[idx[k]];
         if (!it->ledger_ok) {
+            /* changed by the storefront (or taken over) since the claim: hands off */
             it->released = true;
             release[nrel++] = idx[k];
+            c->sum->superseded++;
             continue;
         }
         const struct smtp_message *msg = &msgs[it->send_slot];
@@ -514,9 +519,12 @@ deliver(struct ctx *c, const struct store_batch *b, struct item *items,
         nd++;
     }
     rc = store_ledger_finish(c->db, b, del, nd, e);
+    failpoint("after_ledger_finish");
     if (rc == ERR_OK && nrel > 0) {
         rc = store_release(c->db, c->run_id, b, release, nrel, e);
-        c->sum->released += (long)nrel;
+        for (k = 0; k < nsend; k++)
+            if (items[idx[k]].ledger_ok && items[idx[k]].released)
+                c->sum->released++;
     }
     *relay_rc = send_rc;
 out:
@@ -535,6 +543,7 @@ run_batch(struct ctx *c, const struct store_batch *b, struct err *e)
     struct item *items = calloc(b->n, sizeof *items);
     if (items == NULL)
         return err_set(e, ERR_INTERNAL, "out of memory");
+    failpoint("after_claim");
     decide(c, b, items);
     struct smtp_message *msgs = NULL;
     int relay_rc = ERR_OK;
@@ -545,6 +554,7 @@ run_batch(struct ctx *c, const struct store_batch *b, struct err *e)
     int rc = deliver(c, b, items, &msgs, &relay_rc, &relay_err, e);
     if (rc == ERR_OK)
         rc = finalise(c, b, items, msgs, e);
+    failpoint("after_finalise");
     if (rc == ERR_OK && relay_rc != ERR_OK) {
         rc = relay_rc;
         *e = relay_err;

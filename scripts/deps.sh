@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the demo need, from Debian's packages (Debian 12).
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libpq-dev libesmtp-dev libjansson-dev libyaml-dev libcurl4-openssl-dev libssl-dev
+  libcmocka-dev
+  postgresql python3 python3-psycopg2 python3-aiosmtpd openssl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,205 @@
+/* Unit tests of the sweep's pure decisions (worker/policy.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "policy.h"
+
+static const struct policy_rules rules = {.max_prompts = 3, .on_unknown = POLICY_UNKNOWN_SKIP};
+static const struct policy_timing timing = {
+    .retry_interval_ms = 6LL * 3600 * 1000,
+    .backoff_base_ms = 5LL * 60 * 1000,
+    .backoff_max_ms = 2LL * 3600 * 1000,
+};
+
+static struct policy_facts
+eligible(void)
+{
+    struct policy_facts f = {
+        .order_found = true,
+        .has_user = true,
+        .email_valid = true,
+        .opted_out = false,
+        .has_member = true,
+        .pending_intents = 1,
+    };
+    return f;
+}
+
+static void
+test_policy_eligible_member_is_sent_a_prompt(void **state)
+{
+    struct policy_facts f = eligible();
+    assert_int_equal(policy_decide(&f, &rules), POLICY_SEND);
+}
+
+static void
+test_policy_missing_order_escalates_and_stops(void **state)
+{
+    struct policy_facts f = eligible();
+    f.order_found = false;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_ESCALATE_NO_ORDER);
+    struct policy_final r = policy_finalise(POLICY_ESCALATE_NO_ORDER, POLICY_DELIVERY_NONE, &f,
+                                            &timing, 0);
+    assert_true(r.escalate);
+    assert_true(r.stop);
+}
+
+static void
+test_policy_order_without_user_escalates_with_the_storefront_note(void **state)
+{
+    struct policy_facts f = eligible();
+    f.has_user = false;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_ESCALATE_NO_USER);
+    struct policy_final r = policy_finalise(POLICY_ESCALATE_NO_USER, POLICY_DELIVERY_NONE, &f,
+                                            &timing, 0);
+    assert_true(r.escalate);
+    assert_false(r.stop);
+    assert_string_equal(r.note, "Missing member for checkout recovery");
+    assert_int_equal(r.next_ms, timing.retry_interval_ms);
+}
+
+static void
+test_policy_no_member_or_no_intents_gives_the_note_and_no_email(void **state)
+{
+    struct policy_facts f = eligible();
+    f.has_member = false;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_NO_INTENTS);
+    f = eligible();
+    f.pending_intents = 0;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_NO_INTENTS);
+    struct policy_final r = policy_finalise(POLICY_NO_INTENTS, POLICY_DELIVERY_NONE, &f, &timing, 0);
+    assert_string_equal(r.note, "No pending checkout intents");
+    assert_false(r.escalate);
+}
+
+static void
+test_policy_opt_out_wins_over_everything_that_would_send(void **state)
+{
+    struct policy_facts f = eligible();
+    f.opted_out = true;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_OPT_OUT);
+    struct policy_final r = policy_finalise(POLICY_OPT_OUT, POLICY_DELIVERY_NONE, &f, &timing, 0);
+    assert_string_equal(r.outcome, "skipped_opt_out");
+}
+
+static void
+test_policy_prompt_cap_stops_nudging(void **state)
+{
+    struct policy_facts f = eligible();
+    f.prompts_sent = 3;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_MAX_PROMPTS);
+    f.prompts_sent = 2;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_SEND);
+    struct policy_final r = policy_finalise(POLICY_MAX_PROMPTS, POLICY_DELIVERY_NONE, &f, &timing, 0);
+    assert_true(r.stop);
+}
+
+static void
+test_policy_invalid_address_is_skipped_and_escalated(void **state)
+{
+    struct policy_facts f = eligible();
+    f.email_valid = false;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_INVALID_ADDRESS);
+    struct policy_final r = policy_finalise(POLICY_INVALID_ADDRESS, POLICY_DELIVERY_NONE, &f,
+                                            &timing, 0);
+    assert_true(r.escalate);
+}
+
+static void
+test_policy_ledger_sent_is_never_sent_again(void **state)
+{
+    struct policy_facts f = eligible();
+    f.ledger_status = "sent";
+    assert_int_equal(policy_decide(&f, &rules), POLICY_ALREADY_SENT);
+    /* even with the resend policy */
+    struct policy_rules resend = {.max_prompts = 3, .on_unknown = POLICY_UNKNOWN_RESEND};
+    assert_int_equal(policy_decide(&f, &resend), POLICY_ALREADY_SENT);
+}
+
+static void
+test_policy_orphaned_sending_row_is_not_resent_by_default(void **state)
+{
+    struct policy_facts f = eligible();
+    f.ledger_status = "sending";
+    f.ledger_attempts = 1;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_ORPHANED);
+    struct policy_final r = policy_finalise(POLICY_ORPHANED, POLICY_DELIVERY_NONE, &f, &timing, 0);
+    assert_string_equal(r.outcome, "delivery_unknown");
+}
+
+static void
+test_policy_orphaned_sending_row_is_resent_once_when_configured(void **state)
+{
+    struct policy_rules resend = {.max_prompts = 3, .on_unknown = POLICY_UNKNOWN_RESEND};
+    struct policy_facts f = eligible();
+    f.ledger_status = "sending";
+    f.ledger_attempts = 1;
+    assert_int_equal(policy_decide(&f, &resend), POLICY_SEND);
+    f.ledger_attempts = 2;
+    assert_int_equal(policy_decide(&f, &resend), POLICY_ORPHANED);
+}
+
+static void
+test_policy_deferral_backs_off_exponentially_with_bounded_jitter(void **state)
+{
+    struct policy_facts f = eligible();
+    f.deferrals = 0;
+    struct policy_final r = policy_finalise(POLICY_SEND, POLICY_DELIVERY_DEFERRED, &f, &timing, 0);
+    assert_int_equal(r.next_ms, timing.backoff_base_ms);
+    f.deferrals = 2;
+    r = policy_finalise(POLICY_SEND, POLICY_DELIVERY_DEFERRED, &f, &timing, 0);
+    assert_int_equal(r.next_ms, 4 * timing.backoff_base_ms);
+    r = policy_finalise(POLICY_SEND, POLICY_DELIVERY_DEFERRED, &f, &timing, 0.999);
+    assert_true(r.next_ms > 4 * timing.backoff_base_ms);
+    assert_true(r.next_ms <= 4 * timing.backoff_base_ms * 12 / 10);
+    f.deferrals = 40; /* capped, and no overflow */
+    r = policy_finalise(POLICY_SEND, POLICY_DELIVERY_DEFERRED, &f, &timing, 0);
+    assert_int_equal(r.next_ms, timing.backoff_max_ms);
+    assert_string_equal(r.outcome, "deferred");
+    assert_false(r.stop);
+}
+
+static void
+test_policy_permanent_refusal_escalates_and_stops(void **state)
+{
+    struct policy_facts f = eligible();
+    struct policy_final r = policy_finalise(POLICY_SEND, POLICY_DELIVERY_FAILED, &f, &timing, 0);
+    assert_string_equal(r.outcome, "failed");
+    assert_true(r.escalate);
+    assert_true(r.stop);
+}
+
+static void
+test_policy_sent_moves_next_action_by_the_retry_interval(void **state)
+{
+    struct policy_facts f = eligible();
+    struct policy_final r = policy_finalise(POLICY_SEND, POLICY_DELIVERY_SENT, &f, &timing, 0.5);
+    assert_string_equal(r.outcome, "sent");
+    assert_int_equal(r.next_ms, timing.retry_interval_ms);
+    assert_null(r.note);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_policy_eligible_member_is_sent_a_prompt),
+        cmocka_unit_test(test_policy_missing_order_escalates_and_stops),
+        cmocka_unit_test(test_policy_order_without_user_escalates_with_the_storefront_note),
+        cmocka_unit_test(test_policy_no_member_or_no_intents_gives_the_note_and_no_email),
+        cmocka_unit_test(test_policy_opt_out_wins_over_everything_that_would_send),
+        cmocka_unit_test(test_policy_prompt_cap_stops_nudging),
+        cmocka_unit_test(test_policy_invalid_address_is_skipped_and_escalated),
+        cmocka_unit_test(test_policy_ledger_sent_is_never_sent_again),
+        cmocka_unit_test(test_policy_orphaned_sending_row_is_not_resent_by_default),
+        cmocka_unit_test(test_policy_orphaned_sending_row_is_resent_once_when_configured),
+        cmocka_unit_test(test_policy_deferral_backs_off_exponentially_with_bounded_jitter),
+        cmocka_unit_test(test_policy_permanent_refusal_escalates_and_stops),
+        cmocka_unit_test(test_policy_sent_moves_next_action_by_the_retry_interval),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
