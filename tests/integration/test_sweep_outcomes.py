@@ -20,8 +20,8 @@ class SweepOutcomes(WorkerTestCase):
         self.assertEqual(len(mails), 1)
         msg = mails[0]
         self.assertIn(ids["order_number"], msg.message["Subject"])
-        self.assertEqual(msg.rcpt_tos, [f"member-{ids['order_id'][:8]}@example.test"])
-        self.assertEqual(msg.mail_from, SENDER)
+        self.assertEqual(msg.envelope["rcpt_tos"], [f"member-{ids['order_id'][:8]}@example.test"])
+        self.assertEqual(msg.envelope["mail_from"], SENDER)
         self.assertEqual(msg.message.get_content_type(), "multipart/alternative")
 
         events = self.events(ids["orch_id"])
@@ -136,7 +136,7 @@ class SweepOutcomes(WorkerTestCase):
         self.assertEqual(len(self.mails()), 57)
         self.assertEqual(self.q("SELECT count(*) FROM checkout_orchestration_events")[0][0], 57)
         # 6 batches, at most 2 sessions each: far fewer connections than messages
-        self.assertLessEqual(self.smtp.connections(), 12)
+        self.assertLessEqual(self.connections(), 12)
 
     def test_limit_caps_the_number_handled(self):
         self.seed_many(9)

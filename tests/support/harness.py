@@ -92,12 +92,13 @@ class WorkerTestCase(unittest.TestCase):
         self.tmp = tempfile.mkdtemp(prefix="rw-test-")
         self.smtp = None
         if self.smtp_mode is not None:
-            self.smtp = SmtpServer(os.path.join(self.tmp, "mail"), mode=self.smtp_mode,
-                                   **self.smtp_args).start()
+            self.smtp = SmtpServer.start(mode=self.smtp_mode,
+                                         maildir=os.path.join(self.tmp, "mail"),
+                                         **self.smtp_args)
 
     def tearDown(self):
         if self.smtp is not None:
-            self.smtp.stop()
+            self.smtp.cleanup()
         self.conn.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -224,6 +225,9 @@ class WorkerTestCase(unittest.TestCase):
 
     def mails(self):
         return self.smtp.messages() if self.smtp else []
+
+    def connections(self):
+        return self.smtp.stats()["connections"]
 
 
 def run_worker(args, env, cwd=None, timeout=300):

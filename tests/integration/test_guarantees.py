@@ -1,0 +1,265 @@
+"""SPEC §4 under concurrency, crashes and races: every test here fails if the guarantee it
+names breaks (see the comment on each for the code it protects)."""
+import collections
+import os
+import signal
+import subprocess
+import time
+import unittest
+
+from harness import WorkerTestCase, RW_BIN, run_worker, sanitizer_env
+
+
+def wait_for(pred, timeout=30, step=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+class Concurrency(WorkerTestCase):
+    smtp_args = {"delay_ms": 3}
+
+    def test_four_workers_at_once_send_each_due_orchestration_exactly_once(self):
+        # Protects FOR UPDATE SKIP LOCKED in the claim and the ledger's unique key: without
+        # them two workers take the same rows and members get two prompts.
+        n = 3000
+        self.seed_many(n)
+        env = self.env(RW_SWEEP_BATCH_SIZE=100, RW_SWEEP_CONCURRENCY=4)
+        procs = [subprocess.Popen([RW_BIN, "sweep"], env={**os.environ, **sanitizer_env(), **env},
+                                  cwd=self.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(4)]
+        outs = [p.communicate(timeout=600) for p in procs]
+        import json
+        summaries = []
+        run_ids = set()
+        for p, (out, err) in zip(procs, outs):
+            self.assertEqual(p.returncode, 0, err[-3000:])
+            self.assertNotIn("Sanitizer", err)
+            summaries.append(json.loads(out.strip().splitlines()[-1]))
+            for line in err.splitlines():
+                run_ids.add(json.loads(line).get("run_id"))
+        run_ids.discard(None)
+        self.assertEqual(len(run_ids), 4, "each process logs under its own run id")
+        self.assertEqual(sum(s["processed"] for s in summaries), n)
+        self.assertEqual(sum(s["nudges_sent"] for s in summaries), n)
+        self.assertTrue(all(s["processed"] > 0 for s in summaries), summaries)
+
+        mails = self.mails()
+        per_rcpt = collections.Counter(r for m in mails for r in m.envelope["rcpt_tos"])
+        self.assertEqual(len(mails), n)
+        self.assertEqual(max(per_rcpt.values()), 1)
+        events = self.q("SELECT orchestration_id, count(*) FROM checkout_orchestration_events"
+                        " WHERE transition_note = 'Recovery sweep executed' GROUP BY 1")
+        self.assertEqual(len(events), n)
+        self.assertTrue(all(c == 1 for _, c in events))
+        self.assertEqual(self.q("SELECT count(*) FROM recovery_claims")[0][0], 0)
+        self.assertEqual(self.q("SELECT count(*) FROM checkout_orchestrations"
+                                " WHERE next_action_at <= now() OR locked_until <= now()")[0][0], 0)
+        runs = self.q("SELECT count(DISTINCT run_id) FROM recovery_deliveries")[0][0]
+        self.assertEqual(runs, 4)
+
+
+class Crashes(WorkerTestCase):
+    smtp_args = {"delay_ms": 5}
+
+    def lease_env(self, **extra):
+        return self.env(RW_SWEEP_LEASE="5s", RW_SWEEP_BATCH_SIZE=50, RW_SWEEP_CONCURRENCY=2,
+                        **extra)
+
+    def drain_after_leases_expire(self, env):
+        """Sweeps until nothing is due (waiting out the dead worker's leases)."""
+        summaries = []
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            left = self.q("SELECT count(*) FROM checkout_orchestrations"
+                          " WHERE stage_status = 'waiting' AND next_action_at <= now()")[0][0]
+            if left == 0:
+                break
+            r = self.worker("sweep", env=env, expect=0)
+            summaries.append(r.summary)
+            time.sleep(1)
+        return summaries
+
+    def assert_each_finalised_once(self, n):
+        events = self.q("SELECT count(*), count(DISTINCT orchestration_id)"
+                        " FROM checkout_orchestration_events")[0]
+        self.assertEqual(events, (n, n), "every orchestration finalised exactly once")
+        self.assertEqual(self.q("SELECT count(*) FROM checkout_orchestrations"
+                                " WHERE next_action_at IS NOT NULL AND next_action_at <= now()")[0][0], 0)
+
+    def test_kill_9_while_messages_are_in_flight_loses_nothing(self):
+        # Protects the lease (rows of a dead worker become due again) and the ledger
+        # (a row left 'sending' is recognised instead of being sent blindly again).
+        n = 600
+        self.seed_many(n)
+        env = self.lease_env()
+        p = subprocess.Popen([RW_BIN, "sweep"], env={**os.environ, **sanitizer_env(), **env},
+                             cwd=self.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertTrue(wait_for(lambda: len(os.listdir(self.smtp.maildir)) >= 2 * 80, 60))
+        os.kill(p.pid, signal.SIGKILL)
+        p.communicate()
+        sending = self.q("SELECT count(*) FROM recovery_deliveries WHERE status = 'sending'")[0][0]
+        self.drain_after_leases_expire(env)
+        self.assert_each_finalised_once(n)
+        per_rcpt = collections.Counter(r for m in self.mails() for r in m.envelope["rcpt_tos"])
+        dups = sum(c - 1 for c in per_rcpt.values() if c > 1)
+        self.assertEqual(dups, 0, "default policy never resends an in-flight message")
+        ledger = dict(self.q("SELECT status, count(*) FROM recovery_deliveries GROUP BY 1"))
+        self.assertEqual(ledger.get("sending", 0), 0)
+        self.assertEqual(ledger.get("unknown", 0), sending,
+                         "every message in flight at the kill is visible as unknown")
+        # every email received is either recorded as sent, or was one of the unknown ones
+        self.assertGreaterEqual(len(per_rcpt), ledger.get("sent", 0))
+        self.assertLessEqual(len(per_rcpt), ledger.get("sent", 0) + ledger.get("unknown", 0))
+        self.assertEqual(len(per_rcpt) + (n - len(per_rcpt)), n)
+        not_mailed = n - len(per_rcpt)
+        self.assertLessEqual(not_mailed, ledger.get("unknown", 0),
+                             "only in-flight messages can be missing")
+
+    def test_kill_9_after_the_relay_accepted_but_before_recording_does_not_resend(self):
+        ids = self.seed()
+        env = self.lease_env(RECOVERY_WORKER_FAILPOINTS="after_send=kill")
+        r = self.worker("sweep", env=env)
+        self.assertEqual(r.code, -signal.SIGKILL, r)
+        self.assertEqual(len(self.mails()), 1)
+        self.assertEqual([l["status"] for l in self.ledger(ids["orch_id"])], ["sending"])
+        self.drain_after_leases_expire(self.lease_env())
+        self.assertEqual(len(self.mails()), 1, "no second prompt")
+        self.assertEqual([l["status"] for l in self.ledger(ids["orch_id"])], ["unknown"])
+        events = self.events(ids["orch_id"])
+        self.assertEqual(len(events), 1)
+        self.assertEqual(events[0]["payload"]["outcome"], "delivery_unknown")
+
+    def test_resend_policy_resends_once_with_the_same_message_id(self):
+        ids = self.seed()
+        r = self.worker("sweep", env=self.lease_env(RECOVERY_WORKER_FAILPOINTS="after_send=kill"))
+        self.assertEqual(r.code, -signal.SIGKILL, r)
+        self.drain_after_leases_expire(self.lease_env(RW_SWEEP_ON_UNKNOWN_DELIVERY="resend"))
+        mails = self.mails()
+        self.assertEqual(len(mails), 2, "the one possible duplicate")
+        self.assertEqual(mails[0].message["Message-ID"], mails[1].message["Message-ID"])
+        ledger = self.ledger(ids["orch_id"])
+        self.assertEqual([(l["status"], l["attempts"]) for l in ledger], [("sent", 2)],
+                         "the ledger shows the resend")
+        self.assertEqual(len(self.events(ids["orch_id"])), 1)
+
+    def test_kill_9_at_each_step_then_a_sweep_finishes_everything(self):
+        for point in ("after_claim", "after_ledger_begin", "after_ledger_finish",
+                      "after_finalise"):
+            with self.subTest(point=point):
+                self.q("TRUNCATE checkout_orchestrations, recovery_deliveries,"
+                       " recovery_claims, orders, users CASCADE")
+                self.seed_many(20)
+                r = self.worker("sweep", env=self.lease_env(
+                    RW_SWEEP_BATCH_SIZE=10, RECOVERY_WORKER_FAILPOINTS=f"{point}#1=kill"))
+                self.assertEqual(r.code, -signal.SIGKILL, r)
+                self.drain_after_leases_expire(self.lease_env())
+                self.assert_each_finalised_once(20)
+                self.assertEqual(self.q("SELECT count(*) FROM recovery_deliveries"
+                                        " WHERE status = 'sending'")[0][0], 0)
+
+
+class Races(WorkerTestCase):
+
+    def test_worker_whose_lease_expired_does_not_finalise_over_the_next_one(self):
+        # Protects the claim guard in store_finalise: without it the slow worker writes a
+        # second event and moves next_action_at over the second worker's result.
+        ids = self.seed()
+        slow_env = self.env(RW_SWEEP_LEASE="5s",
+                            RECOVERY_WORKER_FAILPOINTS="after_ledger_finish=sleep(8000)")
+        slow = subprocess.Popen([RW_BIN, "sweep"], env={**os.environ, **sanitizer_env(), **slow_env},
+                                cwd=self.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        self.assertTrue(wait_for(lambda: len(self.mails()) == 1, 20))
+        time.sleep(5.5)  # the slow worker's lease has now expired
+        fast = self.worker("sweep", env=self.env(RW_SWEEP_LEASE="5s"), expect=0)
+        self.assertEqual(fast.summary["already_sent"], 1)
+        out, err = slow.communicate(timeout=60)
+        self.assertEqual(slow.returncode, 0, err)
+        import json
+        slow_summary = json.loads(out.strip().splitlines()[-1])
+        self.assertEqual(slow_summary["lost_leases"], 1)
+        self.assertIn("lease lost", err)
+        self.assertEqual(len(self.mails()), 1)
+        self.assertEqual(len(self.events(ids["orch_id"])), 1)
+
+    def test_member_resuming_checkout_after_the_claim_gets_no_prompt(self):
+        # Protects the re-check in store_ledger_begin and the status guard in finalise.
+        ids = self.seed()
+        env = self.env(RECOVERY_WORKER_FAILPOINTS="after_claim=sleep(3000)")
+        p = subprocess.Popen([RW_BIN, "sweep"], env={**os.environ, **sanitizer_env(), **env},
+                             cwd=self.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        self.assertTrue(wait_for(lambda: self.q(
+            "SELECT count(*) FROM recovery_claims")[0][0] == 1, 20))
+        self.q("UPDATE checkout_orchestrations SET stage_status = 'in_progress',"
+               " next_action_at = NULL, locked_until = NULL, metadata = '{\"by\": \"storefront\"}'"
+               " WHERE id = %s", ids["orch_id"])
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(self.mails(), [])
+        self.assertEqual(self.events(ids["orch_id"]), [])
+        o = self.orch(ids["orch_id"])
+        self.assertEqual((o["status"], o["metadata"]), ("in_progress", {"by": "storefront"}))
+        self.assertIsNone(o["next_action_at"])
+        self.assertEqual(self.q("SELECT count(*) FROM recovery_claims")[0][0], 0)
+
+    def test_opt_out_read_at_claim_time_wins(self):
+        ids = self.seed(opted_out=False)
+        self.q("UPDATE notification_preferences SET order_updates = false WHERE user_id = %s",
+               ids["user_id"])
+        r = self.sweep(expect=0)
+        self.assertEqual(r.summary["skipped_opt_out"], 1)
+        self.assertEqual(self.mails(), [])
+
+
+class DatabaseFaults(WorkerTestCase):
+    smtp_args = {"delay_ms": 2}
+
+    def test_database_stopped_mid_sweep_leaves_no_partial_state(self):
+        # Protects finalisation in one statement: an event without its next_action_at (or
+        # the reverse) would show up as a mismatch below.
+        n = 1500
+        self.seed_many(n)
+        env = self.env(RW_SWEEP_BATCH_SIZE=50, RW_SWEEP_CONCURRENCY=2, RW_SWEEP_LEASE="5s",
+                       RW_DATABASE_CONNECT_RETRIES=0)
+        p = subprocess.Popen([RW_BIN, "sweep"], env={**os.environ, **sanitizer_env(), **env},
+                             cwd=self.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        self.assertTrue(wait_for(lambda: len(os.listdir(self.smtp.maildir)) >= 2 * 200, 60))
+        self.conn.close()
+        self.pg.stop(immediate=True)
+        out, err = p.communicate(timeout=120)
+        self.assertEqual(p.returncode, 69, err[-3000:])
+        self.pg.restart()
+        self.conn = self.pg.connect(self.dbname)
+        mismatched = self.q("""
+            SELECT count(*) FROM checkout_orchestrations c
+             WHERE (EXISTS (SELECT 1 FROM checkout_orchestration_events e
+                             WHERE e.orchestration_id = c.id))
+                   <> (c.next_action_at > now())""")[0][0]
+        self.assertEqual(mismatched, 0, "an event always comes with its next_action_at")
+        done = self.q("SELECT count(*) FROM checkout_orchestration_events")[0][0]
+        self.assertGreater(done, 0)
+        self.assertLess(done, n)
+        time.sleep(5.5)  # leases of the interrupted batch expire
+        r = self.worker("sweep", env=env, expect=0)
+        events = self.q("SELECT count(*), count(DISTINCT orchestration_id)"
+                        " FROM checkout_orchestration_events")[0]
+        self.assertEqual(events, (n, n))
+
+    def test_database_unreachable_exits_69_after_bounded_retries(self):
+        start = time.time()
+        r = self.worker("sweep", env=self.env(DATABASE_URL="postgresql://postgres@127.0.0.1:9/x",
+                                              RW_DATABASE_CONNECT_RETRIES=2))
+        self.assertEqual(r.code, 69, r)
+        self.assertLess(time.time() - start, 30)
+        retries = [l for l in r.logs if l.get("msg") == "database connect failed; retrying"]
+        self.assertEqual(len(retries), 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
