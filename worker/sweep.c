@@ -537,6 +537,35 @@ out:
     return rc;
 }
 
+/* Ledger rows a dead worker left 'sending' become 'unknown': the relay may or may not have
+ * taken the message, and the default policy does not resend it. */
+static int
+mark_orphans(struct ctx *c, const struct store_batch *b, const struct item *items,
+             struct err *e)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (items[i].action == POLICY_ORPHANED)
+            n++;
+    if (n == 0)
+        return ERR_OK;
+    struct store_delivery *d = calloc(n, sizeof *d);
+    if (d == NULL)
+        return err_set(e, ERR_INTERNAL, "out of memory");
+    n = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (items[i].action != POLICY_ORPHANED)
+            continue;
+        d[n].row = i;
+        d[n].status = "unknown";
+        d[n].text = "worker stopped before the reply was recorded";
+        n++;
+    }
+    int rc = store_ledger_finish(c->db, b, d, n, e);
+    free(d);
+    return rc;
+}
+
 static int
 run_batch(struct ctx *c, const struct store_batch *b, struct err *e)
 {
@@ -551,7 +580,9 @@ run_batch(struct ctx *c, const struct store_batch *b, struct err *e)
     err_clear(&relay_err);
     /* A relay failure still finalises what is known; after a database failure the rows are
      * left to their lease, and 'sending' ledger rows tell the next sweep what happened. */
-    int rc = deliver(c, b, items, &msgs, &relay_rc, &relay_err, e);
+    int rc = mark_orphans(c, b, items, e);
+    if (rc == ERR_OK)
+        rc = deliver(c, b, items, &msgs, &relay_rc, &relay_err, e);
     if (rc == ERR_OK)
         rc = finalise(c, b, items, msgs, e);
     failpoint("after_finalise");

@@ -66,8 +66,9 @@ class Crashes(WorkerTestCase):
     smtp_args = {"delay_ms": 5}
 
     def lease_env(self, **extra):
-        return self.env(RW_SWEEP_LEASE="5s", RW_SWEEP_BATCH_SIZE=50, RW_SWEEP_CONCURRENCY=2,
-                        **extra)
+        settings = {"RW_SWEEP_LEASE": "5s", "RW_SWEEP_BATCH_SIZE": 50, "RW_SWEEP_CONCURRENCY": 2}
+        settings.update(extra)
+        return self.env(**settings)
 
     def drain_after_leases_expire(self, env):
         """Sweeps until nothing is due (waiting out the dead worker's leases)."""
