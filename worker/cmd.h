@@ -10,6 +10,22 @@ int cmd_migrate(const struct settings *s, int argc, char **argv);
 int cmd_sweep(const struct settings *s, int argc, char **argv);
 int cmd_status(const struct settings *s, int argc, char **argv);
 int cmd_check_config(const struct settings *s, int argc, char **argv);
+int cmd_run(const struct settings *s, int argc, char **argv);
+
+struct prompt_templates;
+struct sweep_options;
+struct sweep_summary;
+
+/* Process-wide preparation of sweeps: templates (checked now, so a bad one is a
+ * configuration error at start-up) and, when send, the SMTP library. */
+int cmd_sweep_setup(const struct settings *s, bool send, struct prompt_templates **t,
+                    struct err *e);
+void cmd_sweep_teardown(bool send, struct prompt_templates *t);
+
+/* One sweep under a new run id and connection; prints the summary line on stdout. The
+ * summary is copied to out when non-NULL. Returns the sweep's error code. */
+int cmd_sweep_once(const struct settings *s, const struct prompt_templates *t,
+                   const struct sweep_options *opt, struct sweep_summary *out, struct err *e);
 
 /* Shared by the commands: connect with the configured retries (new; db_close), session in
  * UTC so timestamps print the same everywhere. When require_schema, fails with ERR_CONFIG if

@@ -92,49 +92,73 @@ cmd_sweep(const struct settings *s, int argc, char **argv)
     failpoint_init();
     struct err e;
     err_clear(&e);
+    log_set_context("command", "sweep");
+    struct prompt_templates *t = NULL;
+    if (cmd_sweep_setup(s, !opt.dry_run, &t, &e) != ERR_OK)
+        return cmd_fail("sweep cannot start", &e);
+    int rc = cmd_sweep_once(s, t, &opt, NULL, &e);
+    int status = rc == ERR_OK ? 0 : cmd_fail("sweep cut short", &e);
+    cmd_sweep_teardown(!opt.dry_run, t);
+    return status;
+}
+
+int
+cmd_sweep_setup(const struct settings *s, bool send, struct prompt_templates **t, struct err *e)
+{
+    *t = prompt_templates_load(s->templates_dir, e);
+    if (*t == NULL)
+        return e->code;
+    if (!send)
+        return ERR_OK;
+    struct smtp_config cfg = {.host = s->smtp_host, .port = s->smtp_port, .tls = s->smtp_tls,
+                              .ca_file = s->smtp_ca_file};
+    if (smtp_global_init(&cfg, e) != ERR_OK) {
+        prompt_templates_free(*t);
+        *t = NULL;
+        return e->code;
+    }
+    return ERR_OK;
+}
+
+void
+cmd_sweep_teardown(bool send, struct prompt_templates *t)
+{
+    if (send)
+        smtp_global_cleanup();
+    prompt_templates_free(t);
+}
+
+int
+cmd_sweep_once(const struct settings *s, const struct prompt_templates *t,
+               const struct sweep_options *opt, struct sweep_summary *out, struct err *e)
+{
     char run_id[17];
     sweep_new_run_id(run_id);
     log_set_context("run_id", run_id);
-    log_set_context("command", "sweep");
-
-    struct prompt_templates *t = prompt_templates_load(s->templates_dir, &e);
-    if (t == NULL)
-        return cmd_fail("templates cannot be loaded", &e);
-    if (!opt.dry_run && smtp_global_init(&(struct smtp_config){.host = s->smtp_host,
-                                                               .port = s->smtp_port,
-                                                               .tls = s->smtp_tls,
-                                                               .ca_file = s->smtp_ca_file},
-                                         &e) != ERR_OK) {
-        prompt_templates_free(t);
-        return cmd_fail("smtp setup failed", &e);
-    }
-    struct db *db = cmd_connect(s, true, &e);
-    int status;
+    struct sweep_summary sum;
+    memset(&sum, 0, sizeof sum);
+    struct db *db = cmd_connect(s, true, e);
     if (db == NULL) {
-        status = cmd_fail("sweep cannot start", &e);
-    } else {
-        log_info("sweep started", json_pack("{s:b,s:I}", "dry_run", opt.dry_run, "limit",
-                                            (json_int_t)opt.limit));
-        struct sweep_summary sum;
-        int rc = sweep_run(db, s, t, run_id, &opt, &sum, &e);
-        json_t *j = sweep_summary_json(&sum);
-        if (opt.dry_run)
-            json_object_set_new(j, "dry_run", json_true());
-        char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        printf("%s\n", line != NULL ? line : "{}");
-        fflush(stdout);
-        free(line);
-        if (rc == ERR_OK) {
-            log_info("sweep completed", j);
-            status = 0;
-        } else {
-            json_decref(j);
-            status = cmd_fail("sweep cut short", &e);
-        }
-        db_close(db);
+        if (out != NULL)
+            *out = sum;
+        return e->code;
     }
-    if (!opt.dry_run)
-        smtp_global_cleanup();
-    prompt_templates_free(t);
-    return status;
+    log_info("sweep started", json_pack("{s:b,s:I}", "dry_run", opt->dry_run, "limit",
+                                        (json_int_t)opt->limit));
+    int rc = sweep_run(db, s, t, run_id, opt, &sum, e);
+    db_close(db);
+    json_t *j = sweep_summary_json(&sum);
+    if (opt->dry_run)
+        json_object_set_new(j, "dry_run", json_true());
+    char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    printf("%s\n", line != NULL ? line : "{}");
+    fflush(stdout);
+    free(line);
+    if (rc == ERR_OK)
+        log_info("sweep completed", j);
+    else
+        json_decref(j);
+    if (out != NULL)
+        *out = sum;
+    return rc;
 }

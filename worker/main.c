@@ -20,6 +20,7 @@ struct command {
 static const struct command commands[] = {
     {"migrate", cmd_migrate, "apply pending database migrations"},
     {"sweep", cmd_sweep, "one sweep over the due orchestrations, then exit"},
+    {"run", cmd_run, "sweep every schedule.interval until SIGTERM; SIGUSR1 sweeps now"},
     {"status", cmd_status, "print an order's orchestration and its events as JSON"},
     {"check-config", cmd_check_config, "validate the configuration and print it, secrets masked"},
 };

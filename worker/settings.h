@@ -57,6 +57,10 @@ struct settings {
     /* schedule (run) */
     long long schedule_interval_ms;
     long long schedule_jitter_ms;
+    int schedule_retry_attempts;      /* a failed sweep is tried this often in all */
+    long long schedule_retry_base_ms; /* doubling from here ... */
+    long long schedule_retry_max_ms;  /* ... up to here */
+    long long schedule_retry_jitter_ms;
 
     /* email */
     char *resume_url;         /* RESUME_URL */
