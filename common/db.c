@@ -119,6 +119,8 @@ classify(struct db *db, PGresult *res, const char *what, struct err *e)
     else if (strcmp(db->sqlstate, "40001") == 0 || strcmp(db->sqlstate, "40P01") == 0 ||
              strcmp(db->sqlstate, "55P03") == 0)
         code = ERR_TEMPORARY;
+    else if (strncmp(db->sqlstate, "22", 2) == 0)
+        code = ERR_DATA; /* data exception: the input, not the database, is at fault */
     return err_set(e, code, "%s: %s%s%s%s", what, line, db->sqlstate[0] ? " (SQLSTATE " : "",
                    db->sqlstate, db->sqlstate[0] ? ")" : "");
 }

@@ -30,7 +30,8 @@ void db_close(struct db *db);
  * returns ERR_OK and, when res is non-NULL, the result (new: free with db_res_free). On
  * failure sets e: ERR_UNAVAILABLE when the connection is gone or the server is shutting down
  * (SQLSTATE class 08, 57P0x), ERR_TEMPORARY for serialization failures and deadlocks
- * (40001, 40P01), ERR_INTERNAL otherwise. */
+ * (40001, 40P01), ERR_DATA for data exceptions (class 22: a value that is not a timestamp,
+ * not JSON, ...), ERR_INTERNAL otherwise. */
 int db_exec(struct db *db, const char *sql, int nparams, const char *const *params,
             struct db_res **res, struct err *e);
 

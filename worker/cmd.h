@@ -11,6 +11,11 @@ int cmd_sweep(const struct settings *s, int argc, char **argv);
 int cmd_status(const struct settings *s, int argc, char **argv);
 int cmd_check_config(const struct settings *s, int argc, char **argv);
 int cmd_run(const struct settings *s, int argc, char **argv);
+int cmd_event(const struct settings *s, int argc, char **argv);
+
+/* Prints the order's orchestration and events as JSON (the storefront API's shape).
+ * Returns an exit status: 64 when the order has no orchestration. */
+int cmd_print_status(struct db *db, const char *order_id);
 
 struct prompt_templates;
 struct sweep_options;

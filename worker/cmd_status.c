@@ -33,6 +33,31 @@ static const char SQL_STATUS[] =
     "  FROM o";
 
 int
+cmd_print_status(struct db *db, const char *order_id)
+{
+    struct err e;
+    err_clear(&e);
+    const char *params[] = {order_id};
+    struct db_res *r = NULL;
+    int status = 0;
+    if (db_exec(db, SQL_STATUS, 1, params, &r, &e) != ERR_OK) {
+        status = cmd_fail("status failed", &e);
+    } else if (db_res_rows(r) == 0) {
+        fprintf(stderr, "recovery-worker: no checkout orchestration for order %s\n", order_id);
+        status = 64;
+    } else {
+        json_error_t jerr;
+        json_t *doc = json_loads(db_res_get(r, 0, 0), 0, &jerr);
+        char *text = doc != NULL ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        printf("%s\n", text != NULL ? text : db_res_get(r, 0, 0));
+        free(text);
+        json_decref(doc);
+    }
+    db_res_free(r);
+    return status;
+}
+
+int
 cmd_status(const struct settings *s, int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "--help") == 0) {
@@ -50,25 +75,7 @@ cmd_status(const struct settings *s, int argc, char **argv)
     struct db *db = cmd_connect(s, false, &e);
     if (db == NULL)
         return cmd_fail("status failed", &e);
-    const char *params[] = {argv[1]};
-    struct db_res *r = NULL;
-    int rc = db_exec(db, SQL_STATUS, 1, params, &r, &e);
-    int status = 0;
-    if (rc != ERR_OK) {
-        status = cmd_fail("status failed", &e);
-    } else if (db_res_rows(r) == 0) {
-        fprintf(stderr, "recovery-worker status: no checkout orchestration for order %s\n",
-                argv[1]);
-        status = 64;
-    } else {
-        json_error_t jerr;
-        json_t *doc = json_loads(db_res_get(r, 0, 0), 0, &jerr);
-        char *text = doc != NULL ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-        printf("%s\n", text != NULL ? text : db_res_get(r, 0, 0));
-        free(text);
-        json_decref(doc);
-    }
-    db_res_free(r);
+    int status = cmd_print_status(db, argv[1]);
     db_close(db);
     return status;
 }

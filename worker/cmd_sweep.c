@@ -49,7 +49,7 @@ cmd_sweep(const struct settings *s, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     struct sweep_options opt = {.dry_run_out = stdout};
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then re-reads the option string and permutes again */
     int c;
     while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
         switch (c) {

@@ -22,6 +22,7 @@ static const struct command commands[] = {
     {"sweep", cmd_sweep, "one sweep over the due orchestrations, then exit"},
     {"run", cmd_run, "sweep every schedule.interval until SIGTERM; SIGUSR1 sweeps now"},
     {"status", cmd_status, "print an order's orchestration and its events as JSON"},
+    {"event", cmd_event, "apply one transition (the storefront's state machine), print it"},
     {"check-config", cmd_check_config, "validate the configuration and print it, secrets masked"},
 };
 
