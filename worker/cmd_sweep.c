@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "failpoint.h"
@@ -48,7 +49,8 @@ cmd_sweep(const struct settings *s, int argc, char **argv)
         {"limit", required_argument, NULL, 'l'}, {"order", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
-    struct sweep_options opt = {.dry_run_out = stdout};
+    /* progress only for a person watching: never into a log file or a pipe */
+    struct sweep_options opt = {.dry_run_out = stdout, .progress = isatty(STDERR_FILENO) == 1};
     optind = 0; /* 0, not 1: glibc then re-reads the option string and permutes again */
     int c;
     while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {

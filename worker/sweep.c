@@ -682,6 +682,20 @@ dry_run(struct ctx *c, struct err *e)
     return rc;
 }
 
+/* One line, redrawn in place: only ever called when stderr is a terminal. */
+static void
+draw_progress(long done, long due, long long elapsed_ms)
+{
+    double rate = elapsed_ms > 0 ? (double)done * 1000.0 / (double)elapsed_ms : 0;
+    long left = due > done ? due - done : 0;
+    if (rate > 0)
+        fprintf(stderr, "\r\033[Kswept %ld/%ld  %.0f/s  ETA %.0fs", done, due, rate,
+                (double)left / rate);
+    else
+        fprintf(stderr, "\r\033[Kswept %ld/%ld", done, due);
+    fflush(stderr);
+}
+
 static void
 smtp_config_of(const struct settings *s, struct smtp_config *out)
 {
@@ -717,6 +731,14 @@ sweep_run(struct db *db, const struct settings *s, const struct prompt_templates
     }
 
     long remaining = opt->limit > 0 ? opt->limit : -1;
+    long due = 0;
+    double oldest = 0;
+    /* the progress line is a nicety: without the count it is simply not drawn */
+    bool progress = opt->progress && opt->order_id == NULL &&
+                    store_due_stats(db, &due, &oldest, e) == ERR_OK;
+    err_clear(e);
+    if (remaining >= 0 && due > remaining)
+        due = remaining;
     while (rc == ERR_OK) {
         if (opt->stop != NULL && *opt->stop) {
             log_info("stop requested; no further batches", NULL);
@@ -737,12 +759,16 @@ sweep_run(struct db *db, const struct settings *s, const struct prompt_templates
         }
         size_t got = b.n;
         store_batch_free(&b);
+        if (progress && got > 0)
+            draw_progress(sum->processed, due, now_ms() - started);
         if (got == 0 || opt->order_id != NULL)
             break;
         if (remaining >= 0)
             remaining -= (long)got;
     }
     sum->duration_ms = now_ms() - started;
+    if (progress)
+        fputs("\n", stderr);
     return rc;
 }
 

@@ -26,6 +26,7 @@ struct sweep_options {
     FILE *dry_run_out;       /* where dry-run decisions go, one JSON line each */
     const char *dry_run_dir; /* optional: write each message that would be sent here */
     volatile sig_atomic_t *stop; /* when it becomes non-zero, stop claiming new batches */
+    bool progress;           /* draw done/due, rate and ETA on stderr (a terminal) */
 };
 
 struct sweep_summary {
