@@ -3,6 +3,7 @@
 #ifndef COMMON_SMTP_H
 #define COMMON_SMTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -10,15 +11,15 @@
 enum smtp_tls { SMTP_TLS_NONE = 0, SMTP_TLS_STARTTLS, SMTP_TLS_IMPLICIT };
 
 struct smtp_config {
-    const char *host;          /* borrowed */
+    const char *host; /* borrowed */
     int port;
     enum smtp_tls tls;
-    const char *ca_file;       /* optional; system CAs otherwise */
-    const char *username;      /* optional; AUTH only when set */
-    const char *password;      /* optional */
-    const char *helo_name;     /* optional; EHLO name, validated */
-    int timeout_ms;            /* per-reply timeout */
-    int connect_timeout_ms;    /* TCP connect deadline (libESMTP has none of its own) */
+    const char *ca_file;    /* optional; system CAs otherwise */
+    const char *username;   /* optional; AUTH only when set */
+    const char *password;   /* optional */
+    const char *helo_name;  /* optional; EHLO name, validated; the host name otherwise */
+    int timeout_ms;         /* per-reply timeout; <= 0: 60000, floor 1000 */
+    int connect_timeout_ms; /* TCP connect deadline (libESMTP has none); <= 0: 10000 */
 };
 
 enum smtp_outcome {
@@ -37,13 +38,16 @@ struct smtp_message {
     size_t len;
     /* out */
     enum smtp_outcome outcome;
-    int code;              /* last SMTP reply code seen for it, 0 if none */
-    char enhanced[16];     /* "5.1.1" when the server sent one */
-    char text[256];        /* reply text, control characters removed */
+    int code;          /* the SMTP reply that decided the outcome, 0 if none did */
+    char enhanced[16]; /* "5.1.1" when the server sent one */
+    char text[256];    /* reply text, control characters removed */
 };
 
 /* One process-wide setup (SSL_CTX, SASL plugins, SIGPIPE). Call once before any session and
- * before starting threads. Fails with ERR_CONFIG when the TLS setup cannot be built. */
+ * before starting threads. Fails with ERR_CONFIG when the TLS setup cannot be built, or for
+ * SMTP_TLS_IMPLICIT, which libESMTP cannot do. STARTTLS verifies the relay's certificate
+ * against ca_file (or the system CAs) and the configured host name, TLS 1.2 only (see
+ * smtp.c for why not 1.3). */
 int smtp_global_init(const struct smtp_config *cfg, struct err *e);
 void smtp_global_cleanup(void);
 
@@ -51,15 +55,26 @@ void smtp_global_cleanup(void);
  * when the session ran (whatever each message's outcome), or an error that concerns the
  * session as a whole: ERR_UNAVAILABLE (cannot connect, greeting refused, TLS failure, AUTH
  * failure, connection lost). Messages not reached are left SMTP_NOT_ATTEMPTED. Thread-safe
- * for distinct calls after smtp_global_init. */
+ * for distinct calls after smtp_global_init.
+ *
+ * ERR_CONFIG when cfg itself is unusable (bad host or EHLO name, password in clear text to a
+ * relay that is not on loopback). A message whose addresses or data are unusable (CR/LF,
+ * bare LF, NUL) is SMTP_FAILED with text "invalid address" / "invalid message data" and
+ * never reaches the wire. Before libESMTP connects, a TCP connect bounded by
+ * connect_timeout_ms checks that the relay answers (the relay sees it as one connection
+ * closed without a command). When a username is set and AUTH does not succeed, no message
+ * data is sent: every message is SMTP_NOT_ATTEMPTED and the result is ERR_UNAVAILABLE
+ * "authentication failed: ...". A "530" refusal (authentication or TLS required) is treated
+ * the same way: it is about the configuration, not the message. */
 int smtp_send_batch(const struct smtp_config *cfg, struct smtp_message *msgs, size_t n,
                     struct err *e);
 
 const char *smtp_outcome_name(enum smtp_outcome o);
 
 /* Whether s is a plausible RFC 5321 mailbox we are willing to put in an envelope: no
- * controls, spaces or angle brackets, one '@', local part <= 64, total <= 254, a dotted
- * domain of letters, digits and hyphens (or an IP literal). */
+ * controls, spaces or angle brackets, one '@', a dot-atom local part <= 64, total <= 254, a
+ * domain of letters, digits and hyphens (or an IP literal). A single-label domain
+ * ("user@localhost") is accepted; a trailing dot or an all-numeric last label is not. */
 bool smtp_address_valid(const char *s);
 
 #endif

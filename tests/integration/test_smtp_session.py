@@ -1,0 +1,451 @@
+"""test_smtp_session: common/smtp.c against a real SMTP server (tests/support/smtpd.py), driven
+through the smtp-probe tool (tests/support/smtp_probe.c). Each case names the behaviour it
+guarantees. Skipped unless RW_SMTP_PROBE points at a built smtp-probe."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SUPPORT = os.path.join(os.path.dirname(HERE), "support")
+if SUPPORT not in sys.path:
+    sys.path.insert(0, SUPPORT)
+
+from smtp_server import SmtpServer, free_port  # noqa: E402
+
+PROBE = os.environ.get("RW_SMTP_PROBE")
+LSAN_SUPP = os.path.join(SUPPORT, "lsan.supp")
+SENDER = "bounce@example.org"
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def message_data(i, rcpt):
+    return ("Date: Mon, 24 Nov 2025 10:00:00 +0000\r\n"
+            "From: Shop <shop@example.org>\r\n"
+            "To: <%s>\r\n"
+            "Message-ID: <m%d.test@example.org>\r\n"
+            "Subject: Your cart, %d\r\n"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n"
+            "\r\n"
+            "Hello %d\r\n"
+            ".a line that starts with a dot\r\n"
+            "..and one with two\r\n" % (rcpt, i, i, i))
+
+
+def batch(*recipients):
+    return [{"sender": SENDER, "recipient": r, "data": message_data(i, r)}
+            for i, r in enumerate(recipients)]
+
+
+class ProbeRun:
+    def __init__(self, proc, elapsed):
+        self.returncode = proc.returncode
+        self.stderr = proc.stderr
+        self.elapsed = elapsed
+        lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+        self.sessions = {}
+        for obj in lines:
+            s = self.sessions.setdefault(obj["session"], {"messages": [], "result": None})
+            if "result" in obj:
+                s["result"] = obj
+            else:
+                s["messages"].append(obj)
+
+    def messages(self, session=1):
+        return self.sessions[session]["messages"]
+
+    def outcomes(self, session=1):
+        return [m["outcome"] for m in self.messages(session)]
+
+    def result(self, session=1):
+        return self.sessions[session]["result"]["result"]
+
+    def error(self, session=1):
+        return self.sessions[session]["result"]["error"]
+
+
+@unittest.skipUnless(PROBE and os.access(PROBE, os.X_OK), "RW_SMTP_PROBE not set or not built")
+class SmtpCase(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="rw-smtp-test-")
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            s.cleanup()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def server(self, mode="normal", **kwargs):
+        maildir = os.path.join(self.tmp, "md%d" % len(self.servers))
+        srv = SmtpServer.start(mode=mode, maildir=maildir, **kwargs)
+        self.servers.append(srv)
+        return srv
+
+    def probe(self, port, msgs, host="localhost", tls=None, ca_file=None, user=None,
+              password=None, timeout_ms=5000, connect_timeout_ms=2000, sessions=1, helo=None):
+        path = os.path.join(self.tmp, "batch-%d.jsonl" % time.monotonic_ns())
+        with open(path, "w") as f:
+            for m in msgs:
+                f.write(json.dumps(m) + "\n")
+        cmd = [PROBE, "--host", host, "--port", str(port), "--timeout-ms", str(timeout_ms),
+               "--connect-timeout-ms", str(connect_timeout_ms), "--sessions", str(sessions)]
+        if tls:
+            cmd += ["--tls", tls]
+        if ca_file:
+            cmd += ["--ca-file", ca_file]
+        if user:
+            cmd += ["--user", user]
+        if helo:
+            cmd += ["--helo", helo]
+        cmd.append(path)
+        env = dict(os.environ)
+        env.pop("RW_SMTP_PASSWORD", None)
+        if password is not None:
+            env["RW_SMTP_PASSWORD"] = password
+        if os.path.exists(LSAN_SUPP):
+            env["LSAN_OPTIONS"] = "suppressions=%s:print_suppressions=0" % LSAN_SUPP
+        t0 = time.monotonic()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        run = ProbeRun(proc, time.monotonic() - t0)
+        for mark in SANITIZER_MARKS:
+            self.assertNotIn(mark, proc.stderr, proc.stderr)
+        if password:
+            self.assertNotIn(password, proc.stdout + proc.stderr)
+        return run
+
+
+class PlainSessionTest(SmtpCase):
+    def test_three_messages_travel_in_one_session(self):
+        srv = self.server()
+        run = self.probe(srv.port, batch("a@localhost", "b@localhost", "c@localhost"))
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(run.result(), "ok")
+        self.assertEqual(run.outcomes(), ["sent"] * 3)
+        for m in run.messages():
+            self.assertEqual((m["code"], m["enhanced"]), (250, "2.0.0"))
+            self.assertTrue(m["text"].startswith("OK queued as "), m["text"])
+
+        stored = srv.messages()
+        self.assertEqual([s.envelope["rcpt_tos"] for s in stored],
+                         [["a@localhost"], ["b@localhost"], ["c@localhost"]])
+        self.assertEqual({s.envelope["mail_from"] for s in stored}, {SENDER})
+        stats = srv.stats()
+        # One SMTP session; the other TCP connection is the reachability check made before
+        # it, which closes without a word.
+        self.assertEqual((stats["sessions"], stats["connections"]), (1, 1))
+        self.assertEqual(stats["tcp_connections"], 2)
+
+    def test_message_reaches_the_relay_byte_for_byte_without_added_headers(self):
+        srv = self.server()
+        msgs = batch("a@localhost")
+        run = self.probe(srv.port, msgs)
+        self.assertEqual(run.outcomes(), ["sent"])
+        (stored,) = srv.messages()
+        self.assertEqual(stored.raw, msgs[0]["data"].encode())
+        for header in ("Date", "From", "To", "Message-ID", "Subject"):
+            self.assertEqual(len(stored.message.get_all(header)), 1, header)
+        self.assertEqual(stored.message["Message-ID"], "<m0.test@example.org>")
+
+    def test_ehlo_name_is_the_configured_one(self):
+        srv = self.server()
+        self.probe(srv.port, batch("a@localhost"), helo="worker.example.org")
+        (stored,) = srv.messages()
+        self.assertEqual(stored.envelope["helo"], "worker.example.org")
+
+    def test_tempfail_recipient_is_deferred_and_the_rest_are_sent(self):
+        srv = self.server()
+        run = self.probe(srv.port, batch("a@localhost", "tempfail+1@localhost", "b@localhost"))
+        self.assertEqual(run.result(), "ok")
+        self.assertEqual(run.outcomes(), ["sent", "deferred", "sent"])
+        m = run.messages()[1]
+        self.assertEqual((m["code"], m["enhanced"], m["text"]), (451, "4.3.0", "try later"))
+        self.assertEqual(len(srv.messages()), 2)
+
+    def test_rejected_recipient_fails_with_enhanced_code(self):
+        srv = self.server()
+        run = self.probe(srv.port, batch("reject+1@localhost", "a@localhost"))
+        self.assertEqual(run.result(), "ok")
+        self.assertEqual(run.outcomes(), ["failed", "sent"])
+        m = run.messages()[0]
+        self.assertEqual((m["code"], m["enhanced"], m["text"]), (550, "5.1.1", "no such user"))
+
+    def test_enhanced_codes_are_read_from_relays_that_do_not_announce_them(self):
+        srv = self.server(plain_ehlo=True)  # no ENHANCEDSTATUSCODES, no PIPELINING
+        run = self.probe(srv.port, batch("tempfail+1@localhost", "reject+2@localhost",
+                                         "a@localhost"))
+        self.assertEqual(run.outcomes(), ["deferred", "failed", "sent"])
+        self.assertEqual([m["enhanced"] for m in run.messages()], ["4.3.0", "5.1.1", "2.0.0"])
+        self.assertEqual(run.messages()[1]["text"], "no such user")
+
+    def test_connection_dropped_after_data_is_unknown(self):
+        srv = self.server()
+        run = self.probe(srv.port, batch("a@localhost", "dropdata+1@localhost", "b@localhost"))
+        self.assertEqual(run.returncode, 69)
+        self.assertEqual(run.result(), "unavailable")
+        self.assertEqual(run.outcomes(), ["sent", "unknown", "not_attempted"])
+        self.assertEqual(run.messages()[1]["code"], 0)
+        self.assertIn("end of data", run.error())
+        self.assertEqual(len(srv.messages()), 1)
+        self.assertEqual(srv.stats()["dropped"], 1)
+
+    def test_stalled_rcpt_times_out_as_deferred(self):
+        srv = self.server(stall_s=30)
+        run = self.probe(srv.port, batch("a@localhost", "stall+1@localhost", "b@localhost"),
+                         timeout_ms=1500)
+        self.assertLess(run.elapsed, 10)
+        self.assertEqual(run.result(), "unavailable")
+        self.assertEqual(run.outcomes(), ["sent", "deferred", "not_attempted"])
+        self.assertIn("no reply from localhost:%d to RCPT within 1500 ms" % srv.port, run.error())
+
+    def test_stalled_reply_to_end_of_data_is_unknown(self):
+        srv = self.server(delay_ms=4000)
+        run = self.probe(srv.port, batch("a@localhost", "b@localhost"), timeout_ms=1500)
+        self.assertLess(run.elapsed, 10)
+        self.assertEqual(run.result(), "unavailable")
+        self.assertEqual(run.outcomes(), ["unknown", "not_attempted"])
+        self.assertIn("end of data within 1500 ms", run.error())
+
+    def test_greeting_421_fails_the_session_and_attempts_nothing(self):
+        srv = self.server(mode="greet421")
+        run = self.probe(srv.port, batch("a@localhost", "b@localhost"))
+        self.assertEqual(run.returncode, 69)
+        self.assertEqual(run.result(), "unavailable")
+        self.assertEqual(run.outcomes(), ["not_attempted"] * 2)
+        self.assertIn("refused the session: 421 4.3.2", run.error())
+        self.assertEqual(srv.stats()["sessions"], 0)
+
+    def test_relay_not_listening_fails_fast(self):
+        run = self.probe(free_port(), batch("a@localhost"), host="127.0.0.1")
+        self.assertLess(run.elapsed, 2)
+        self.assertEqual(run.result(), "unavailable")
+        self.assertIn("cannot connect to 127.0.0.1:", run.error())
+        self.assertIn("refused", run.error())
+        self.assertEqual(run.outcomes(), ["not_attempted"])
+
+    def test_relay_that_never_accepts_fails_within_the_connect_timeout(self):
+        # A listener whose accept queue is full: further SYNs are dropped, connect() hangs.
+        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(0)
+        port = lsock.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(8):
+                c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                c.setblocking(False)
+                try:
+                    c.connect(("127.0.0.1", port))
+                except BlockingIOError:
+                    pass
+                fillers.append(c)
+            time.sleep(0.2)
+            run = self.probe(port, batch("a@localhost"), host="127.0.0.1",
+                             connect_timeout_ms=700)
+        finally:
+            for c in fillers:
+                c.close()
+            lsock.close()
+        self.assertLess(run.elapsed, 3)
+        self.assertEqual(run.result(), "unavailable")
+        self.assertIn("no answer within 700 ms", run.error())
+
+    def test_line_breaks_in_addresses_never_reach_the_wire(self):
+        srv = self.server()
+        smuggled = ("victim@localhost>\r\nRSET\r\nMAIL FROM:<spoof@evil.test>\r\n"
+                    "RCPT TO:<x@localhost")
+        msgs = batch(smuggled, "a@localhost")
+        msgs.append({"sender": SENDER + "\r\nRSET", "recipient": "b@localhost",
+                     "data": message_data(9, "b@localhost")})
+        run = self.probe(srv.port, msgs)
+        self.assertEqual(run.result(), "ok")
+        self.assertEqual(run.outcomes(), ["failed", "sent", "failed"])
+        self.assertEqual(run.messages()[0]["text"], "invalid address")
+        self.assertEqual(run.messages()[2]["text"], "invalid address")
+        wire = srv.transcript()
+        commands = [line.split(" ", 1)[1] for line in wire]
+        self.assertEqual([c for c in commands if c.startswith("RCPT")], ["RCPT TO:<a@localhost>"])
+        self.assertEqual([c for c in commands if c.startswith("MAIL")], ["MAIL FROM:<%s>" % SENDER])
+        self.assertNotIn("RSET", commands)
+        self.assertFalse(any("spoof" in c for c in commands))
+
+    def test_only_invalid_messages_means_no_connection(self):
+        srv = self.server()
+        run = self.probe(srv.port, [{"sender": SENDER, "recipient": "a@localhost\n",
+                                     "data": message_data(0, "x@localhost")}])
+        self.assertEqual(run.result(), "ok")
+        self.assertEqual(run.outcomes(), ["failed"])
+        self.assertEqual(srv.stats()["tcp_connections"], 0)
+
+    def test_bare_lf_in_data_is_refused_before_the_wire(self):
+        srv = self.server()
+        data = message_data(0, "a@localhost").replace("Hello 0\r\n", "Hello\n.\r\nQUIT\r\n")
+        run = self.probe(srv.port, [{"sender": SENDER, "recipient": "a@localhost", "data": data}])
+        self.assertEqual(run.outcomes(), ["failed"])
+        self.assertIn("invalid message data", run.messages()[0]["text"])
+        self.assertEqual(srv.messages(), [])
+
+    def test_implicit_tls_is_a_configuration_error(self):
+        run = self.probe(465, batch("a@localhost"), tls="implicit")
+        self.assertEqual(run.returncode, 78)
+        self.assertIn("implicit TLS (port 465) is not supported", run.error(0))
+
+
+class AuthTest(SmtpCase):
+    def test_right_password_sends(self):
+        srv = self.server(mode="auth", user="alice", password="s3cret pass")
+        run = self.probe(srv.port, batch("a@localhost", "b@localhost"), user="alice",
+                         password="s3cret pass")
+        self.assertEqual(run.result(), "ok", run.error())
+        self.assertEqual(run.outcomes(), ["sent", "sent"])
+        self.assertEqual({s.envelope["auth_user"] for s in srv.messages()}, {"alice"})
+
+    def test_wrong_password_sends_nothing(self):
+        srv = self.server(mode="auth", user="alice", password="s3cret")
+        run = self.probe(srv.port, batch("a@localhost", "b@localhost", "c@localhost"),
+                         user="alice", password="wrong-password")
+        self.assertEqual(run.returncode, 69)
+        self.assertEqual(run.result(), "unavailable")
+        self.assertEqual(run.error(), "authentication failed: 535 5.7.8 Authentication "
+                                      "credentials invalid")
+        self.assertEqual(run.outcomes(), ["not_attempted"] * 3)
+        self.assertEqual(srv.messages(), [])
+        self.assertGreaterEqual(srv.stats()["auth_failures"], 1)
+        for line in srv.transcript():  # the transcript shows AUTH lines redacted
+            if "AUTH" in line:
+                self.assertTrue(line.endswith("[redacted]"), line)
+
+    def test_relay_requiring_auth_without_credentials_is_a_session_failure(self):
+        srv = self.server(mode="auth", user="alice", password="s3cret")
+        run = self.probe(srv.port, batch("a@localhost", "b@localhost"))
+        self.assertEqual(run.result(), "unavailable")
+        self.assertIn("requires authentication or TLS: 530", run.error())
+        self.assertEqual(run.outcomes(), ["not_attempted"] * 2)
+
+    def test_credentials_without_auth_on_the_relay_send_nothing(self):
+        # libESMTP carries on unauthenticated when AUTH is not offered; the data is withheld.
+        srv = self.server()
+        run = self.probe(srv.port, batch("a@localhost", "b@localhost"), user="alice",
+                         password="s3cret")
+        self.assertEqual(run.result(), "unavailable")
+        self.assertIn("authentication failed", run.error())
+        self.assertEqual(run.outcomes(), ["not_attempted"] * 2)
+        self.assertEqual(srv.messages(), [])
+
+    def test_clear_text_password_to_a_remote_relay_is_refused(self):
+        run = self.probe(25, batch("a@localhost"), host="192.0.2.1", user="alice",
+                         password="s3cret")
+        self.assertEqual(run.result(), "config")
+        self.assertIn("clear text", run.error())
+
+
+def have_openssl():
+    return shutil.which("openssl") is not None
+
+
+def make_ca(workdir):
+    """A throwaway CA, a server certificate for "localhost" signed by it, and an unrelated CA."""
+    def openssl(*args):
+        subprocess.run(["openssl"] + list(args), cwd=workdir, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+            "ca.pem", "-days", "2", "-subj", "/CN=rw test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
+            "server.csr", "-subj", "/CN=localhost")
+    with open(os.path.join(workdir, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out",
+            "other.pem", "-days", "2", "-subj", "/CN=rw other CA")
+    return {name: os.path.join(workdir, name) for name in
+            ("ca.pem", "server.pem", "server.key", "other.pem")}
+
+
+@unittest.skipUnless(have_openssl(), "openssl CLI not found")
+class StartTlsTest(SmtpCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pki_dir = tempfile.mkdtemp(prefix="rw-smtp-pki-")
+        cls.pki = make_ca(cls.pki_dir)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.pki_dir, ignore_errors=True)
+
+    def tls_server(self, **kwargs):
+        return self.server(mode="starttls", cert=self.pki["server.pem"],
+                           key=self.pki["server.key"], **kwargs)
+
+    def test_starttls_sessions_in_a_row_in_one_process(self):
+        # libESMTP 1.1.0 crashes on the second STARTTLS session unless the SSL_CTX is shared.
+        srv = self.tls_server()
+        run = self.probe(srv.port, batch("a@localhost", "b@localhost"), tls="starttls",
+                         ca_file=self.pki["ca.pem"], sessions=5)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        for k in range(1, 6):
+            self.assertEqual(run.result(k), "ok", run.error(k))
+            self.assertEqual(run.outcomes(k), ["sent", "sent"])
+        stored = srv.messages()
+        self.assertEqual(len(stored), 10)
+        self.assertTrue(all(s.envelope["tls"] for s in stored))
+        stats = srv.stats()
+        self.assertEqual(stats["sessions"], 5)
+        self.assertEqual(stats["sni"], ["localhost"] * 5)
+
+    def test_starttls_with_an_untrusted_ca_fails(self):
+        srv = self.tls_server()
+        run = self.probe(srv.port, batch("a@localhost"), tls="starttls",
+                         ca_file=self.pki["other.pem"])
+        self.assertEqual(run.returncode, 69)
+        self.assertEqual(run.result(), "unavailable")
+        self.assertIn("TLS with localhost:%d failed: certificate verification failed"
+                      % srv.port, run.error())
+        self.assertEqual(run.outcomes(), ["not_attempted"])
+        self.assertEqual(srv.messages(), [])
+
+    def test_starttls_certificate_must_match_the_configured_host(self):
+        srv = self.tls_server()
+        run = self.probe(srv.port, batch("a@localhost"), host="127.0.0.1", tls="starttls",
+                         ca_file=self.pki["ca.pem"])
+        self.assertEqual(run.result(), "unavailable")
+        self.assertIn("mismatch", run.error())
+        self.assertEqual(srv.messages(), [])
+
+    def test_starttls_with_auth(self):
+        srv = self.tls_server(user="alice", password="s3cret")
+        run = self.probe(srv.port, batch("a@localhost"), tls="starttls",
+                         ca_file=self.pki["ca.pem"], user="alice", password="s3cret")
+        self.assertEqual(run.result(), "ok", run.error())
+        self.assertEqual(run.outcomes(), ["sent"])
+        (stored,) = srv.messages()
+        self.assertEqual((stored.envelope["tls"], stored.envelope["auth_user"]), (True, "alice"))
+
+    def test_starttls_required_but_not_offered_sends_nothing(self):
+        srv = self.server()
+        run = self.probe(srv.port, batch("a@localhost"), tls="starttls",
+                         ca_file=self.pki["ca.pem"])
+        self.assertEqual(run.result(), "unavailable")
+        self.assertIn("does not offer STARTTLS", run.error())
+        self.assertEqual(run.outcomes(), ["not_attempted"])
+        self.assertEqual(srv.messages(), [])
+
+    def test_missing_ca_file_is_a_configuration_error(self):
+        run = self.probe(25, batch("a@localhost"), tls="starttls",
+                         ca_file=os.path.join(self.pki_dir, "absent.pem"))
+        self.assertEqual(run.returncode, 78)
+        self.assertIn("cannot load CA file", run.error(0))
+
+
+if __name__ == "__main__":
+    unittest.main()

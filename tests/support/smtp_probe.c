@@ -1,0 +1,313 @@
+/* smtp-probe: sends a batch of messages through common/smtp.c and prints what happened to
+ * each, as JSON lines, for the SMTP integration tests.
+ *
+ *   smtp-probe --host H --port N [--tls none|starttls|implicit] [--ca-file F]
+ *              [--user U] [--helo NAME] [--timeout-ms N] [--connect-timeout-ms N]
+ *              [--sessions N] [--verbose] MESSAGES.jsonl
+ *
+ * The password comes from the environment (RW_SMTP_PASSWORD), never from argv. Each input
+ * line is {"sender": S, "recipient": R, "data_file": F} or {..., "data": "inline"}; the data
+ * is sent as is. --sessions N runs the same batch N times in one process (N sessions). Output,
+ * per session: one line per message {"session", "index", "outcome", "code", "enhanced",
+ * "text"}, then {"session", "result", "error", "elapsed_ms"}. Exit status: 0 when every
+ * session returned ERR_OK, else the sysexits status of the first error, 64 for bad usage. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "err.h"
+#include "log.h"
+#include "smtp.h"
+
+struct input {
+    struct smtp_message *msgs;
+    char **owned; /* every string the messages point at */
+    size_t n, cap, nowned;
+};
+
+static void
+usage(void)
+{
+    fprintf(stderr, "usage: smtp-probe --host H --port N [--tls none|starttls|implicit] "
+                    "[--ca-file F] [--user U] [--helo NAME] [--timeout-ms N] "
+                    "[--connect-timeout-ms N] [--sessions N] [--verbose] MESSAGES.jsonl\n"
+                    "password: RW_SMTP_PASSWORD\n");
+}
+
+static char *
+own(struct input *in, char *s)
+{
+    if (s == NULL)
+        return NULL;
+    char **grown = realloc(in->owned, (in->nowned + 1) * sizeof *grown);
+    if (grown == NULL) {
+        free(s);
+        return NULL;
+    }
+    in->owned = grown;
+    in->owned[in->nowned++] = s;
+    return s;
+}
+
+static char *
+dup_bytes(const char *p, size_t len)
+{
+    char *s = malloc(len + 1);
+    if (s != NULL) {
+        memcpy(s, p, len);
+        s[len] = '\0';
+    }
+    return s;
+}
+
+static char *
+read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *data = NULL;
+    size_t used = 0, cap = 0;
+    for (;;) {
+        if (used == cap) {
+            cap = cap ? cap * 2 : 4096;
+            char *grown = realloc(data, cap + 1);
+            if (grown == NULL) {
+                free(data);
+                fclose(f);
+                return NULL;
+            }
+            data = grown;
+        }
+        size_t got = fread(data + used, 1, cap - used, f);
+        used += got;
+        if (got == 0)
+            break;
+    }
+    bool failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        free(data);
+        return NULL;
+    }
+    data[used] = '\0';
+    *len = used;
+    return data;
+}
+
+/* Strings from JSON may hold CR, LF or NUL on purpose: they are copied byte for byte. */
+static char *
+json_bytes(json_t *v, size_t *len)
+{
+    if (!json_is_string(v))
+        return NULL;
+    *len = json_string_length(v);
+    return dup_bytes(json_string_value(v), *len);
+}
+
+static int
+load_input(const char *path, struct input *in)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "smtp-probe: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t linecap = 0;
+    int lineno = 0, rc = 0;
+    while (getline(&line, &linecap, f) >= 0) {
+        lineno++;
+        if (line[strspn(line, " \t\r\n")] == '\0')
+            continue;
+        json_error_t jerr;
+        json_t *obj = json_loads(line, JSON_ALLOW_NUL, &jerr);
+        if (!json_is_object(obj)) {
+            fprintf(stderr, "smtp-probe: %s:%d: %s\n", path, lineno,
+                    obj ? "not an object" : jerr.text);
+            json_decref(obj);
+            rc = -1;
+            break;
+        }
+        if (in->n == in->cap) {
+            in->cap = in->cap ? in->cap * 2 : 8;
+            struct smtp_message *grown = realloc(in->msgs, in->cap * sizeof *grown);
+            if (grown == NULL) {
+                json_decref(obj);
+                rc = -1;
+                break;
+            }
+            in->msgs = grown;
+        }
+        struct smtp_message *m = &in->msgs[in->n];
+        memset(m, 0, sizeof *m);
+        size_t len = 0;
+        m->sender = own(in, json_bytes(json_object_get(obj, "sender"), &len));
+        m->recipient = own(in, json_bytes(json_object_get(obj, "recipient"), &len));
+        json_t *file = json_object_get(obj, "data_file");
+        char *data = NULL;
+        if (json_is_string(file))
+            data = read_file(json_string_value(file), &len);
+        else
+            data = json_bytes(json_object_get(obj, "data"), &len);
+        m->data = own(in, data);
+        m->len = data != NULL ? len : 0;
+        json_decref(obj);
+        if (m->sender == NULL || m->recipient == NULL || m->data == NULL) {
+            fprintf(stderr,
+                    "smtp-probe: %s:%d: needs sender, recipient and data or a "
+                    "readable data_file\n",
+                    path, lineno);
+            rc = -1;
+            break;
+        }
+        in->n++;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+static void
+free_input(struct input *in)
+{
+    for (size_t i = 0; i < in->nowned; i++)
+        free(in->owned[i]);
+    free(in->owned);
+    free(in->msgs);
+}
+
+static void
+print_json(json_t *obj)
+{
+    char *s = json_dumps(obj, JSON_COMPACT);
+    if (s != NULL)
+        printf("%s\n", s);
+    free(s);
+    json_decref(obj);
+    fflush(stdout);
+}
+
+static long long
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool
+parse_int(const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < -1000000000L || v > 1000000000L)
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct smtp_config cfg = {.port = 0, .tls = SMTP_TLS_NONE};
+    const char *input_path = NULL;
+    int sessions = 1;
+    cfg.password = getenv("RW_SMTP_PASSWORD");
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool ok = true;
+        if (strcmp(a, "--verbose") == 0) {
+            log_set_level(LOG_DEBUG);
+            continue;
+        }
+        if (a[0] != '-') {
+            input_path = a;
+            continue;
+        }
+        if (v == NULL) {
+            usage();
+            return 64;
+        }
+        i++;
+        if (strcmp(a, "--host") == 0)
+            cfg.host = v;
+        else if (strcmp(a, "--port") == 0)
+            ok = parse_int(v, &cfg.port);
+        else if (strcmp(a, "--tls") == 0) {
+            if (strcmp(v, "none") == 0)
+                cfg.tls = SMTP_TLS_NONE;
+            else if (strcmp(v, "starttls") == 0)
+                cfg.tls = SMTP_TLS_STARTTLS;
+            else if (strcmp(v, "implicit") == 0)
+                cfg.tls = SMTP_TLS_IMPLICIT;
+            else
+                ok = false;
+        } else if (strcmp(a, "--ca-file") == 0)
+            cfg.ca_file = v;
+        else if (strcmp(a, "--user") == 0)
+            cfg.username = v;
+        else if (strcmp(a, "--helo") == 0)
+            cfg.helo_name = v;
+        else if (strcmp(a, "--timeout-ms") == 0)
+            ok = parse_int(v, &cfg.timeout_ms);
+        else if (strcmp(a, "--connect-timeout-ms") == 0)
+            ok = parse_int(v, &cfg.connect_timeout_ms);
+        else if (strcmp(a, "--sessions") == 0)
+            ok = parse_int(v, &sessions) && sessions > 0;
+        else
+            ok = false;
+        if (!ok) {
+            usage();
+            return 64;
+        }
+    }
+    if (cfg.host == NULL || input_path == NULL) {
+        usage();
+        return 64;
+    }
+
+    struct input in = {0};
+    if (load_input(input_path, &in) != 0) {
+        free_input(&in);
+        return 65;
+    }
+
+    struct err e;
+    err_clear(&e);
+    int status = 0;
+    if (smtp_global_init(&cfg, &e) != ERR_OK) {
+        print_json(json_pack("{s:i, s:s, s:s, s:I}", "session", 0, "result", err_str(e.code),
+                             "error", e.msg, "elapsed_ms", (json_int_t)0));
+        status = err_exit_status(e.code);
+        goto out;
+    }
+    for (int k = 1; k <= sessions; k++) {
+        err_clear(&e);
+        long long t0 = now_ms();
+        int rc = smtp_send_batch(&cfg, in.msgs, in.n, &e);
+        long long elapsed = now_ms() - t0;
+        for (size_t i = 0; i < in.n; i++) {
+            const struct smtp_message *m = &in.msgs[i];
+            print_json(json_pack("{s:i, s:I, s:s, s:i, s:s, s:s}", "session", k, "index",
+                                 (json_int_t)i, "outcome", smtp_outcome_name(m->outcome), "code",
+                                 m->code, "enhanced", m->enhanced, "text", m->text));
+        }
+        print_json(json_pack("{s:i, s:s, s:s, s:I}", "session", k, "result",
+                             err_str((enum err_code)rc), "error", rc == ERR_OK ? "" : e.msg,
+                             "elapsed_ms", (json_int_t)elapsed));
+        if (rc != ERR_OK && status == 0)
+            status = err_exit_status((enum err_code)rc);
+    }
+out:
+    smtp_global_cleanup();
+    free_input(&in);
+    return status;
+}

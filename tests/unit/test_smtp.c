@@ -1,0 +1,392 @@
+/* test_smtp: the pure parts of common/smtp.c: address validation, outcome names, and the
+ * checks smtp_send_batch makes before it would open a connection. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "smtp.h"
+
+static void
+test_smtp_address_valid_accepts_plain_mailboxes(void **state)
+{
+    (void)state;
+    assert_true(smtp_address_valid("a@b.co"));
+    assert_true(smtp_address_valid("first.last+tag@sub.example.org"));
+    assert_true(smtp_address_valid("x@[127.0.0.1]"));
+    assert_true(smtp_address_valid("x@[IPv6:2001:db8::1]"));
+    assert_true(smtp_address_valid("user@localhost"));
+    assert_true(smtp_address_valid("o'brien_{x}~!#$%&*/=?^`|-@example.com"));
+    assert_true(smtp_address_valid("a@xn--bcher-kva.example"));
+    assert_true(smtp_address_valid("a@123.example.com"));
+}
+
+static void
+test_smtp_address_valid_rejects_line_breaks_and_controls(void **state)
+{
+    (void)state;
+    assert_false(smtp_address_valid("a@b.co\r\nRSET"));
+    assert_false(smtp_address_valid("a@b.co\n"));
+    assert_false(smtp_address_valid("a\r@b.co"));
+    assert_false(smtp_address_valid("a@b.co\r"));
+    assert_false(smtp_address_valid("a\t@b.co"));
+    assert_false(smtp_address_valid("a\x01@b.co"));
+    assert_false(smtp_address_valid("a@b\x7f.co"));
+    assert_false(smtp_address_valid("a\x1b@b.co"));
+}
+
+static void
+test_smtp_address_valid_rejects_bad_syntax(void **state)
+{
+    (void)state;
+    assert_false(smtp_address_valid(NULL));
+    assert_false(smtp_address_valid(""));
+    assert_false(smtp_address_valid("a b@c.org"));
+    assert_false(smtp_address_valid("a@b c.org"));
+    assert_false(smtp_address_valid("<a@b.co>"));
+    assert_false(smtp_address_valid("a@b.co>"));
+    assert_false(smtp_address_valid("a@b@c.co"));
+    assert_false(smtp_address_valid("@b.co"));
+    assert_false(smtp_address_valid("a@"));
+    assert_false(smtp_address_valid("ab.co"));
+    assert_false(smtp_address_valid(".a@b.co"));
+    assert_false(smtp_address_valid("a.@b.co"));
+    assert_false(smtp_address_valid("a..b@c.co"));
+    assert_false(smtp_address_valid("\"quoted\"@b.co"));
+    assert_false(smtp_address_valid("a(comment)@b.co"));
+    assert_false(smtp_address_valid("a,b@c.co"));
+    assert_false(smtp_address_valid("caf\xc3\xa9@b.co"));
+}
+
+static void
+test_smtp_address_valid_rejects_bad_domains(void **state)
+{
+    (void)state;
+    assert_false(smtp_address_valid("a@b.co."));
+    assert_false(smtp_address_valid("a@.b.co"));
+    assert_false(smtp_address_valid("a@b..co"));
+    assert_false(smtp_address_valid("a@-b.co"));
+    assert_false(smtp_address_valid("a@b-.co"));
+    assert_false(smtp_address_valid("a@b_c.co"));
+    assert_false(smtp_address_valid("a@1.2.3.4"));
+    assert_false(smtp_address_valid("a@[1.2.3]"));
+    assert_false(smtp_address_valid("a@[1.2.3.4"));
+    assert_false(smtp_address_valid("a@[IPv6:zz::1]"));
+    assert_false(smtp_address_valid("a@[example.com]"));
+
+    char label[80];
+    memset(label, 'l', 64);
+    label[64] = '\0';
+    char addr[120];
+    snprintf(addr, sizeof addr, "a@%s.com", label); /* a 64-octet label */
+    assert_false(smtp_address_valid(addr));
+    label[63] = '\0';
+    snprintf(addr, sizeof addr, "a@%s.com", label);
+    assert_true(smtp_address_valid(addr));
+}
+
+static void
+test_smtp_address_valid_enforces_length_limits(void **state)
+{
+    (void)state;
+    char addr[400];
+
+    memset(addr, 'l', 64);
+    strcpy(addr + 64, "@b.co");
+    assert_true(smtp_address_valid(addr)); /* 64-octet local part */
+
+    memset(addr, 'l', 65);
+    strcpy(addr + 65, "@b.co");
+    assert_false(smtp_address_valid(addr)); /* 65 */
+
+    /* 254 octets in all: local@ + labels of 63 joined by dots. */
+    const char *local = "abcdefghij";
+    size_t n = (size_t)snprintf(addr, sizeof addr, "%s@", local);
+    while (n < 254) {
+        size_t room = 254 - n;
+        size_t take = room > 63 ? 63 : room;
+        if (room - take == 1)
+            take--; /* never leave a single octet for a trailing dot */
+        memset(addr + n, 'd', take);
+        n += take;
+        if (n < 254)
+            addr[n++] = '.';
+    }
+    addr[n] = '\0';
+    assert_int_equal(strlen(addr), 254);
+    assert_true(smtp_address_valid(addr));
+
+    addr[n] = 'd';
+    addr[n + 1] = '\0';
+    assert_int_equal(strlen(addr), 255);
+    assert_false(smtp_address_valid(addr));
+
+    memset(addr, 'a', 300);
+    addr[300] = '\0';
+    addr[10] = '@';
+    assert_false(smtp_address_valid(addr));
+}
+
+static void
+test_smtp_outcome_name_is_stable(void **state)
+{
+    (void)state;
+    assert_string_equal(smtp_outcome_name(SMTP_NOT_ATTEMPTED), "not_attempted");
+    assert_string_equal(smtp_outcome_name(SMTP_SENT), "sent");
+    assert_string_equal(smtp_outcome_name(SMTP_DEFERRED), "deferred");
+    assert_string_equal(smtp_outcome_name(SMTP_FAILED), "failed");
+    assert_string_equal(smtp_outcome_name(SMTP_UNKNOWN), "unknown");
+    assert_string_equal(smtp_outcome_name((enum smtp_outcome)42), "invalid");
+}
+
+static const char DATA[] = "From: <a@b.co>\r\nTo: <c@d.co>\r\nSubject: x\r\n\r\nbody\r\n";
+
+static struct smtp_config
+config(void)
+{
+    /* Port 9 on loopback: nothing here may get as far as connecting. */
+    struct smtp_config cfg = {.host = "127.0.0.1",
+                              .port = 9,
+                              .tls = SMTP_TLS_NONE,
+                              .timeout_ms = 1000,
+                              .connect_timeout_ms = 200};
+    return cfg;
+}
+
+static struct smtp_message
+message(const char *sender, const char *recipient, const char *data)
+{
+    struct smtp_message m;
+    memset(&m, 0, sizeof m);
+    m.sender = sender;
+    m.recipient = recipient;
+    m.data = data;
+    m.len = data != NULL ? strlen(data) : 0;
+    m.outcome = SMTP_SENT; /* must be overwritten */
+    m.code = 999;
+    return m;
+}
+
+static void
+test_smtp_send_batch_refuses_implicit_tls(void **state)
+{
+    (void)state;
+    struct smtp_config cfg = config();
+    cfg.tls = SMTP_TLS_IMPLICIT;
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(smtp_global_init(&cfg, &e), ERR_CONFIG);
+    assert_string_equal(e.msg,
+                        "implicit TLS (port 465) is not supported by libESMTP; use starttls");
+
+    struct smtp_message m = message("a@b.co", "c@d.co", DATA);
+    err_clear(&e);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+    assert_int_equal(m.outcome, SMTP_NOT_ATTEMPTED);
+}
+
+static void
+test_smtp_send_batch_refuses_line_breaks_in_config(void **state)
+{
+    (void)state;
+    struct smtp_message m = message("a@b.co", "c@d.co", DATA);
+    struct err e;
+
+    struct smtp_config cfg = config();
+    cfg.host = "relay.example\r\nQUIT";
+    err_clear(&e);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+
+    cfg = config();
+    cfg.helo_name = "me.example\r\nRSET";
+    err_clear(&e);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+    assert_non_null(strstr(e.msg, "helo_name"));
+
+    cfg = config();
+    cfg.username = "user\r\nRSET";
+    cfg.password = "pw";
+    err_clear(&e);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+
+    cfg = config();
+    cfg.username = "user";
+    cfg.password = "pw\nx";
+    err_clear(&e);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+    assert_int_equal(m.outcome, SMTP_NOT_ATTEMPTED);
+}
+
+static void
+test_smtp_send_batch_refuses_bad_host_port_and_helo(void **state)
+{
+    (void)state;
+    struct smtp_message m = message("a@b.co", "c@d.co", DATA);
+    struct err e;
+    const char *hosts[] = {NULL, "", "::1", "[::1]", "relay.example.", "re lay", "a..b"};
+    for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+        struct smtp_config cfg = config();
+        cfg.host = hosts[i];
+        err_clear(&e);
+        assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+    }
+    struct smtp_config cfg = config();
+    cfg.port = 0;
+    err_clear(&e);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+    cfg.port = 65536;
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+
+    cfg = config();
+    cfg.helo_name = "";
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+    assert_int_equal(smtp_send_batch(NULL, &m, 1, &e), ERR_CONFIG);
+}
+
+static void
+test_smtp_send_batch_refuses_clear_text_password_off_loopback(void **state)
+{
+    (void)state;
+    struct smtp_message m = message("a@b.co", "c@d.co", DATA);
+    struct smtp_config cfg = config();
+    cfg.host = "relay.example.org";
+    cfg.username = "user";
+    cfg.password = "secret";
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+    assert_non_null(strstr(e.msg, "clear text"));
+    assert_null(strstr(e.msg, "secret"));
+}
+
+static void
+test_smtp_send_batch_refuses_overlong_credentials(void **state)
+{
+    (void)state;
+    char longpw[300];
+    memset(longpw, 'p', sizeof longpw - 1);
+    longpw[sizeof longpw - 1] = '\0';
+    struct smtp_message m = message("a@b.co", "c@d.co", DATA);
+    struct smtp_config cfg = config();
+    cfg.username = "user";
+    cfg.password = longpw; /* the PLAIN plugin would overflow its buffer */
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+}
+
+static void
+test_smtp_send_batch_starttls_needs_global_init(void **state)
+{
+    (void)state;
+    smtp_global_cleanup();
+    struct smtp_message m = message("a@b.co", "c@d.co", DATA);
+    struct smtp_config cfg = config();
+    cfg.tls = SMTP_TLS_STARTTLS;
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+}
+
+static void
+test_smtp_send_batch_fails_invalid_messages_without_connecting(void **state)
+{
+    (void)state;
+    struct smtp_message msgs[] = {
+        message("a@b.co", "victim@d.co>\r\nRSET\r\nMAIL FROM:<spoof@evil.test", DATA),
+        message("a@b.co\r\nRSET", "c@d.co", DATA),
+        message("not an address", "c@d.co", DATA),
+        message("a@b.co", "c@d.co", "Subject: x\r\n\r\nbody\n.\r\nMAIL FROM:<x@y.z>\r\n"),
+        message("a@b.co", "c@d.co", "Subject: x\r\n\r\nbare CR\r here\r\n"),
+        message("a@b.co", "c@d.co", NULL),
+        message("a@b.co", "c@d.co", ""),
+    };
+    struct smtp_config cfg = config();
+    struct err e;
+    err_clear(&e);
+    /* Port 9 is closed: had anything been offered, this would be ERR_UNAVAILABLE. */
+    assert_int_equal(smtp_send_batch(&cfg, msgs, 7, &e), ERR_OK);
+    for (size_t i = 0; i < 7; i++) {
+        assert_int_equal(msgs[i].outcome, SMTP_FAILED);
+        assert_int_equal(msgs[i].code, 0);
+        assert_string_equal(msgs[i].enhanced, "");
+    }
+    assert_string_equal(msgs[0].text, "invalid address");
+    assert_string_equal(msgs[1].text, "invalid address");
+    assert_string_equal(msgs[2].text, "invalid address");
+    assert_non_null(strstr(msgs[3].text, "invalid message data"));
+    assert_non_null(strstr(msgs[4].text, "invalid message data"));
+    assert_non_null(strstr(msgs[5].text, "invalid message data"));
+    assert_non_null(strstr(msgs[6].text, "invalid message data"));
+}
+
+static void
+test_smtp_send_batch_with_no_messages_is_ok(void **state)
+{
+    (void)state;
+    struct smtp_config cfg = config();
+    struct err e;
+    err_clear(&e);
+    assert_int_equal(smtp_send_batch(&cfg, NULL, 0, &e), ERR_OK);
+}
+
+static void
+test_smtp_send_batch_unreachable_relay_is_unavailable(void **state)
+{
+    (void)state;
+    /* Loopback port 9 (discard) is assumed closed in test environments. */
+    struct smtp_message m = message("a@b.co", "c@d.co", DATA);
+    struct smtp_config cfg = config();
+    struct err e;
+    err_clear(&e);
+    int rc = smtp_send_batch(&cfg, &m, 1, &e);
+    if (rc == ERR_OK)
+        skip(); /* something listens on port 9 here */
+    assert_int_equal(rc, ERR_UNAVAILABLE);
+    assert_non_null(strstr(e.msg, "cannot connect to 127.0.0.1:9"));
+    assert_int_equal(m.outcome, SMTP_NOT_ATTEMPTED);
+}
+
+static int
+setup(void **state)
+{
+    (void)state;
+    struct err e;
+    err_clear(&e);
+    return smtp_global_init(NULL, &e) == ERR_OK ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    smtp_global_cleanup();
+    return 0;
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_smtp_address_valid_accepts_plain_mailboxes),
+        cmocka_unit_test(test_smtp_address_valid_rejects_line_breaks_and_controls),
+        cmocka_unit_test(test_smtp_address_valid_rejects_bad_syntax),
+        cmocka_unit_test(test_smtp_address_valid_rejects_bad_domains),
+        cmocka_unit_test(test_smtp_address_valid_enforces_length_limits),
+        cmocka_unit_test(test_smtp_outcome_name_is_stable),
+        cmocka_unit_test(test_smtp_send_batch_refuses_implicit_tls),
+        cmocka_unit_test(test_smtp_send_batch_refuses_line_breaks_in_config),
+        cmocka_unit_test(test_smtp_send_batch_refuses_bad_host_port_and_helo),
+        cmocka_unit_test(test_smtp_send_batch_refuses_clear_text_password_off_loopback),
+        cmocka_unit_test(test_smtp_send_batch_refuses_overlong_credentials),
+        cmocka_unit_test(test_smtp_send_batch_starttls_needs_global_init),
+        cmocka_unit_test(test_smtp_send_batch_fails_invalid_messages_without_connecting),
+        cmocka_unit_test(test_smtp_send_batch_with_no_messages_is_ok),
+        cmocka_unit_test(test_smtp_send_batch_unreachable_relay_is_unavailable),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
