@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -839,6 +840,9 @@ classify(struct message_state *ms)
 
 /* ---- connect probe ---- */
 
+/* Set after a session succeeded, cleared when one fails (see smtp_send_batch). */
+static atomic_bool relay_known_good;
+
 /* strerror() may share a buffer between threads; this is the XSI strerror_r. */
 static const char *
 errno_text(int code, char *buf, size_t size)
@@ -1273,11 +1277,17 @@ smtp_send_batch(const struct smtp_config *cfg, struct smtp_message *msgs, size_t
     if (screen_messages(msgs, n, st, s) == 0)
         goto done; /* nothing may be offered; not a session failure */
 
-    int connect_ms =
-        cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
-    rc = probe_connect(cfg, connect_ms, e);
-    if (rc != ERR_OK)
-        goto done;
+    /* The probe costs the relay an empty connection, so it runs until a session has
+     * succeeded and again after any session fails: a sweep pays for it once, and a relay
+     * that went away is still noticed within connect_timeout instead of libESMTP's untimed
+     * connect. */
+    if (!atomic_load(&relay_known_good)) {
+        int connect_ms =
+            cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+        rc = probe_connect(cfg, connect_ms, e);
+        if (rc != ERR_OK)
+            goto done;
+    }
 
     rc = build_session(s, helo, st, n, &session, &auth, e);
     if (rc != ERR_OK)
@@ -1306,6 +1316,7 @@ smtp_send_batch(const struct smtp_config *cfg, struct smtp_message *msgs, size_t
         }
     }
     rc = session_verdict(s, complete, openssl_why, e);
+    atomic_store(&relay_known_good, rc == ERR_OK);
     log_session(s, msgs, n, now_ms() - started, rc);
 
 done:

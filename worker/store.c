@@ -61,6 +61,22 @@ enum {
     COL_DUE_US,
 };
 
+/* After a `due` CTE of ids: lease them ($2 ms) to run $3, record the claims, read the
+ * context. */
+#define LEASE_AND_READ                                                                         \
+    ", leased AS ("                                                                            \
+    "  UPDATE checkout_orchestrations c"                                                       \
+    "     SET locked_until = now() + $2::bigint * interval '1 millisecond'"                    \
+    "    FROM due WHERE c.id = due.id"                                                         \
+    "  RETURNING c.id, c.order_id, c.current_stage AS stage, c.next_action_at AS due_at"       \
+    "), claimed AS ("                                                                          \
+    "  INSERT INTO recovery_claims (orchestration_id, run_id, due_at, claimed_at, lease_until)" \
+    "  SELECT id, $3, due_at, now(), now() + $2::bigint * interval '1 millisecond' FROM leased" \
+    "  ON CONFLICT (orchestration_id) DO UPDATE"                                               \
+    "     SET run_id = EXCLUDED.run_id, due_at = EXCLUDED.due_at,"                             \
+    "         claimed_at = EXCLUDED.claimed_at, lease_until = EXCLUDED.lease_until"            \
+    ") " CONTEXT_SELECT("leased")
+
 /* Due rows, oldest first; FOR UPDATE SKIP LOCKED so concurrent sweeps take disjoint sets. */
 static const char SQL_CLAIM_DUE[] =
     "WITH due AS ("
@@ -70,18 +86,7 @@ static const char SQL_CLAIM_DUE[] =
     "   ORDER BY c.next_action_at"
     "   LIMIT $1"
     "   FOR UPDATE SKIP LOCKED"
-    "), leased AS ("
-    "  UPDATE checkout_orchestrations c"
-    "     SET locked_until = now() + $2::bigint * interval '1 millisecond'"
-    "    FROM due WHERE c.id = due.id"
-    "  RETURNING c.id, c.order_id, c.current_stage AS stage, c.next_action_at AS due_at"
-    "), claimed AS ("
-    "  INSERT INTO recovery_claims (orchestration_id, run_id, due_at, claimed_at, lease_until)"
-    "  SELECT id, $3, due_at, now(), now() + $2::bigint * interval '1 millisecond' FROM leased"
-    "  ON CONFLICT (orchestration_id) DO UPDATE"
-    "     SET run_id = EXCLUDED.run_id, due_at = EXCLUDED.due_at,"
-    "         claimed_at = EXCLUDED.claimed_at, lease_until = EXCLUDED.lease_until"
-    ") " CONTEXT_SELECT("leased");
+    ")" LEASE_AND_READ;
 
 /* One order's waiting orchestration, due or not. smplat's own `waiting` transition sets
  * locked_until = next_action_at, so here only a live worker claim counts as a lease. */
@@ -95,18 +100,7 @@ static const char SQL_CLAIM_ORDER[] =
     "   ORDER BY c.created_at"
     "   LIMIT $1"
     "   FOR UPDATE SKIP LOCKED"
-    "), leased AS ("
-    "  UPDATE checkout_orchestrations c"
-    "     SET locked_until = now() + $2::bigint * interval '1 millisecond'"
-    "    FROM due WHERE c.id = due.id"
-    "  RETURNING c.id, c.order_id, c.current_stage AS stage, c.next_action_at AS due_at"
-    "), claimed AS ("
-    "  INSERT INTO recovery_claims (orchestration_id, run_id, due_at, claimed_at, lease_until)"
-    "  SELECT id, $3, due_at, now(), now() + $2::bigint * interval '1 millisecond' FROM leased"
-    "  ON CONFLICT (orchestration_id) DO UPDATE"
-    "     SET run_id = EXCLUDED.run_id, due_at = EXCLUDED.due_at,"
-    "         claimed_at = EXCLUDED.claimed_at, lease_until = EXCLUDED.lease_until"
-    ") " CONTEXT_SELECT("leased");
+    ")" LEASE_AND_READ;
 
 static const char SQL_PEEK_DUE[] =
     "WITH peek AS ("

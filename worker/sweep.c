@@ -257,22 +257,11 @@ delivery_of(enum smtp_outcome o)
     return POLICY_DELIVERY_NONE;
 }
 
+/* The ledger's word for an outcome: a message never offered is handed back, "released". */
 static const char *
 ledger_status_of(enum smtp_outcome o)
 {
-    switch (o) {
-    case SMTP_SENT:
-        return "sent";
-    case SMTP_DEFERRED:
-        return "deferred";
-    case SMTP_FAILED:
-        return "failed";
-    case SMTP_UNKNOWN:
-        return "unknown";
-    case SMTP_NOT_ATTEMPTED:
-        return "released";
-    }
-    return "released";
+    return o == SMTP_NOT_ATTEMPTED ? "released" : smtp_outcome_name(o);
 }
 
 static void
