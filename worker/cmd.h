@@ -11,6 +11,7 @@ int cmd_sweep(const struct settings *s, int argc, char **argv);
 int cmd_status(const struct settings *s, int argc, char **argv);
 int cmd_check_config(const struct settings *s, int argc, char **argv);
 int cmd_run(const struct settings *s, int argc, char **argv);
+int cmd_verify_token(const struct settings *s, int argc, char **argv);
 int cmd_event(const struct settings *s, int argc, char **argv);
 
 /* Prints the order's orchestration and events as JSON (the storefront API's shape).

@@ -24,6 +24,7 @@ static const struct command commands[] = {
     {"status", cmd_status, "print an order's orchestration and its events as JSON"},
     {"event", cmd_event, "apply one transition (the storefront's state machine), print it"},
     {"check-config", cmd_check_config, "validate the configuration and print it, secrets masked"},
+    {"verify-token", cmd_verify_token, "check a resume or unsubscribe link token and print it"},
 };
 
 static void

@@ -8,14 +8,12 @@
 #include <strings.h>
 
 #include "config.h"
+#include "token.h"
 
 #define SEC 1000LL
 #define MIN (60 * SEC)
 #define HOUR (60 * MIN)
 #define DAY (24 * HOUR)
-
-/* A resume-link key shorter than this is guessable offline from one signed link. */
-#define RESUME_SECRET_MIN 32
 
 #define STR(f) CONFIG_FIELD(struct settings, f, char *)
 #define INT(f) CONFIG_FIELD(struct settings, f, int)
@@ -250,7 +248,8 @@ static const struct config_key settings_table[] = {
      .type = CONFIG_STRING,
      .offset = STR(unsubscribe_url),
      .env = "UNSUBSCRIBE_URL",
-     .help = "List-Unsubscribe target; no such headers if unset"},
+     .help = "List-Unsubscribe target, given a signed token; needs email.resume_link_secret; no "
+             "such headers if unset"},
     {.path = "email.templates_dir",
      .type = CONFIG_STRING,
      .offset = STR(templates_dir),
@@ -260,7 +259,8 @@ static const struct config_key settings_table[] = {
      .offset = STR(resume_link_secret),
      .env = "RESUME_LINK_SECRET",
      .flags = CONFIG_SECRET | CONFIG_FILE_ENV,
-     .help = "HMAC key signing resume links (32+ characters); unsigned links if unset"},
+     .help = "HMAC keys signing link tokens: \"kid:secret,kid:secret\" (the first signs, all "
+             "verify) or one secret (kid k1); 32+ characters each; unsigned links if unset"},
     {.path = "email.resume_link_ttl",
      .type = CONFIG_DURATION,
      .offset = DUR(resume_link_ttl_ms),
@@ -268,6 +268,13 @@ static const struct config_key settings_table[] = {
      .min = 1 * MIN,
      .max = 365 * DAY,
      .help = "how long a signed link stays valid"},
+    {.path = "email.unsubscribe_link_ttl",
+     .type = CONFIG_DURATION,
+     .offset = DUR(unsubscribe_link_ttl_ms),
+     .def = "365d",
+     .min = 30 * DAY, /* CAN-SPAM: an opt-out must work for 30 days after sending */
+     .max = 3650 * DAY,
+     .help = "how long an unsubscribe link stays valid"},
 
     /* metrics */
     {.path = "metrics.pushgateway_url",
@@ -359,6 +366,24 @@ check_optional_url(struct config *c, const char *key, const char *url)
         config_problem(c, key, "must start with http:// or https://");
 }
 
+/* The key ring parses (each secret long enough, kids valid and unique), and an unsubscribe
+ * link is never unsigned: anyone could then opt out any member by editing the URL. */
+static void
+check_link_keys(struct config *c, const struct settings *s)
+{
+    if (is_set(s->resume_link_secret)) {
+        struct token_ring *ring = NULL;
+        struct err e;
+        err_clear(&e);
+        if (token_ring_parse(s->resume_link_secret, &ring, &e) != ERR_OK)
+            config_problem(c, "email.resume_link_secret", "%s", e.msg);
+        token_ring_free(ring);
+    } else if (is_set(s->unsubscribe_url)) {
+        config_problem(c, "email.unsubscribe_url",
+                       "needs email.resume_link_secret (RESUME_LINK_SECRET) to sign its token");
+    }
+}
+
 /* Checks that need the whole struct; each problem points at where its value came from. */
 static void
 check(struct config *c, const struct settings *s)
@@ -396,10 +421,7 @@ check(struct config *c, const struct settings *s)
     check_optional_url(c, "email.unsubscribe_url", s->unsubscribe_url);
     check_optional_url(c, "metrics.pushgateway_url", s->pushgateway_url);
     check_optional_url(c, "metrics.heartbeat_url", s->heartbeat_url);
-    if (is_set(s->resume_link_secret) && strlen(s->resume_link_secret) < RESUME_SECRET_MIN)
-        config_problem(c, "email.resume_link_secret",
-                       "must be at least %d characters (try: openssl rand -hex 32)",
-                       RESUME_SECRET_MIN);
+    check_link_keys(c, s);
     if (!is_set(s->metrics_job))
         config_problem(c, "metrics.job", "must not be empty");
 }

@@ -66,8 +66,10 @@ struct settings {
     char *resume_url;         /* RESUME_URL */
     char *unsubscribe_url;    /* UNSUBSCRIBE_URL, optional */
     char *templates_dir;      /* optional override directory */
-    char *resume_link_secret; /* RESUME_LINK_SECRET, optional */
+    char *resume_link_secret; /* RESUME_LINK_SECRET, optional: a key ring "kid:secret,..."
+                               * (the first signs) or one secret (kid k1); see token.h */
     long long resume_link_ttl_ms;
+    long long unsubscribe_link_ttl_ms;
 
     /* metrics */
     char *pushgateway_url; /* PUSHGATEWAY_URL, optional */

@@ -1,0 +1,562 @@
+/* token: v1 link tokens, base64url(JSON) signed with HMAC-SHA256 under a rotating key ring
+ * (format in token.h). */
+#include "token.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#define VERSION_PREFIX "v1."
+#define MAC_B64_LEN 43 /* 32 bytes in unpadded base64url */
+#define PAYLOAD_MEMBERS 6
+
+struct token_key {
+    char kid[TOKEN_KID_MAX + 1];
+    unsigned char *secret; /* owned; wiped before it is freed */
+    size_t len;
+};
+
+struct token_ring {
+    size_t n;
+    struct token_key key[TOKEN_RING_MAX];
+};
+
+/* ---- names ------------------------------------------------------------------------------ */
+
+/* Switches without default, so -Wswitch flags a new value with no name. */
+const char *
+token_status_str(enum token_status status)
+{
+    switch (status) {
+    case TOKEN_OK:
+        return "ok";
+    case TOKEN_MALFORMED:
+        return "malformed";
+    case TOKEN_UNKNOWN_KEY:
+        return "unknown_key";
+    case TOKEN_BAD_SIGNATURE:
+        return "bad_signature";
+    case TOKEN_EXPIRED:
+        return "expired";
+    case TOKEN_WRONG_PURPOSE:
+        return "wrong_purpose";
+    }
+    return "malformed";
+}
+
+const char *
+token_purpose_str(enum token_purpose purpose)
+{
+    switch (purpose) {
+    case TOKEN_PURPOSE_ANY:
+        return "any";
+    case TOKEN_PURPOSE_RESUME:
+        return "resume";
+    case TOKEN_PURPOSE_UNSUBSCRIBE:
+        return "unsubscribe";
+    }
+    return "any";
+}
+
+bool
+token_purpose_parse(const char *s, enum token_purpose *out)
+{
+    if (s == NULL)
+        return false;
+    if (strcmp(s, "resume") == 0)
+        *out = TOKEN_PURPOSE_RESUME;
+    else if (strcmp(s, "unsubscribe") == 0)
+        *out = TOKEN_PURPOSE_UNSUBSCRIBE;
+    else
+        return false;
+    return true;
+}
+
+/* ---- primitives ------------------------------------------------------------------------- */
+
+bool
+token_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
+                  unsigned char out[TOKEN_MAC_LEN])
+{
+    unsigned int out_len = 0;
+    if (key_len > INT_MAX)
+        return false;
+    /* HMAC() wants a non-NULL key even when it is empty. */
+    static const unsigned char empty[1];
+    const void *k = key_len > 0 ? key : empty;
+    if (HMAC(EVP_sha256(), k, (int)key_len, msg, msg_len, out, &out_len) == NULL)
+        return false;
+    return out_len == TOKEN_MAC_LEN;
+}
+
+static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static void
+b64url_encode(struct buf *out, const unsigned char *p, size_t n)
+{
+    char quad[4];
+    for (size_t i = 0; i < n; i += 3) {
+        size_t left = n - i;
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (left > 1)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (left > 2)
+            v |= p[i + 2];
+        quad[0] = B64URL[(v >> 18) & 63];
+        quad[1] = B64URL[(v >> 12) & 63];
+        quad[2] = B64URL[(v >> 6) & 63];
+        quad[3] = B64URL[v & 63];
+        buf_append(out, quad, left >= 3 ? 4 : left + 1);
+    }
+}
+
+static int
+b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+/* Decodes unpadded base64url into out (cap bytes). Refuses other characters, a length that
+ * no encoding has (4k+1), and non-zero unused bits, so each byte string has one spelling. */
+static bool
+b64url_decode(const char *s, size_t n, unsigned char *out, size_t cap, size_t *out_len)
+{
+    if (n % 4 == 1 || (n / 4) * 3 + (n % 4 == 0 ? 0 : n % 4 - 1) > cap)
+        return false;
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64url_value((unsigned char)s[i]);
+        if (v < 0)
+            return false;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    if (acc != 0)
+        return false; /* leftover bits must be zero */
+    *out_len = o;
+    return true;
+}
+
+/* ---- key ring --------------------------------------------------------------------------- */
+
+static bool
+is_kid_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
+
+static bool
+kid_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > TOKEN_KID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!is_kid_char(s[i]))
+            return false;
+    return true;
+}
+
+/* Whether spec starts with "<kid>:", which makes it a ring rather than one plain secret. */
+static bool
+starts_with_kid(const char *spec)
+{
+    size_t n = 0;
+    while (n <= TOKEN_KID_MAX && is_kid_char(spec[n]))
+        n++;
+    return n >= 1 && n <= TOKEN_KID_MAX && spec[n] == ':';
+}
+
+static const struct token_key *
+ring_find(const struct token_ring *r, const char *kid, size_t kid_len)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (strlen(r->key[i].kid) == kid_len && memcmp(r->key[i].kid, kid, kid_len) == 0)
+            return &r->key[i];
+    }
+    return NULL;
+}
+
+/* Adds one key. named: whether the operator wrote the kid (so messages may name it). */
+static int
+ring_add(struct token_ring *r, const char *kid, size_t kid_len, const char *secret, size_t len,
+         bool named, struct err *e)
+{
+    char who[TOKEN_KID_MAX + 16] = "";
+    if (named)
+        snprintf(who, sizeof who, "key \"%.*s\": ", (int)kid_len, kid);
+    if (r->n == TOKEN_RING_MAX)
+        return err_set(e, ERR_CONFIG, "more than %d keys", TOKEN_RING_MAX);
+    if (ring_find(r, kid, kid_len) != NULL)
+        return err_set(e, ERR_CONFIG, "key id \"%.*s\" appears twice", (int)kid_len, kid);
+    if (len < TOKEN_SECRET_MIN)
+        return err_set(e, ERR_CONFIG,
+                       "%smust be at least %d characters (try: openssl rand -hex 32)", who,
+                       TOKEN_SECRET_MIN);
+    if (len > TOKEN_SECRET_MAX)
+        return err_set(e, ERR_CONFIG, "%smust be at most %d characters", who, TOKEN_SECRET_MAX);
+    struct token_key *k = &r->key[r->n];
+    k->secret = malloc(len);
+    if (k->secret == NULL)
+        return err_set(e, ERR_INTERNAL, "out of memory");
+    memcpy(k->secret, secret, len);
+    k->len = len;
+    memcpy(k->kid, kid, kid_len);
+    k->kid[kid_len] = '\0';
+    r->n++;
+    return ERR_OK;
+}
+
+/* "kid:secret" entries separated by ','; position counts from 1 for messages. */
+static int
+parse_entry(struct token_ring *r, const char *entry, size_t len, size_t position, struct err *e)
+{
+    if (len == 0)
+        return err_set(e, ERR_CONFIG, "entry %zu is empty (stray ',')", position);
+    const char *colon = memchr(entry, ':', len);
+    if (colon == NULL)
+        return err_set(e, ERR_CONFIG, "entry %zu is not kid:secret", position);
+    size_t kid_len = (size_t)(colon - entry);
+    /* The text before ':' is not quoted: in a mistyped entry it may be part of a secret. */
+    if (!kid_valid(entry, kid_len))
+        return err_set(e, ERR_CONFIG, "entry %zu: the key id must be 1 to %d of A-Z a-z 0-9 _ -",
+                       position, TOKEN_KID_MAX);
+    return ring_add(r, entry, kid_len, colon + 1, len - kid_len - 1, true, e);
+}
+
+static int
+parse_entries(struct token_ring *r, const char *spec, struct err *e)
+{
+    size_t position = 1;
+    for (const char *p = spec;; position++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        int rc = parse_entry(r, p, len, position, e);
+        if (rc != ERR_OK)
+            return rc;
+        if (comma == NULL)
+            return ERR_OK;
+        p = comma + 1;
+    }
+}
+
+int
+token_ring_parse(const char *spec, struct token_ring **out, struct err *e)
+{
+    *out = NULL;
+    if (spec == NULL || spec[0] == '\0')
+        return err_set(e, ERR_CONFIG, "is empty");
+    struct token_ring *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return err_set(e, ERR_INTERNAL, "out of memory");
+    int rc;
+    if (starts_with_kid(spec))
+        rc = parse_entries(r, spec, e);
+    else
+        rc = ring_add(r, TOKEN_DEFAULT_KID, sizeof TOKEN_DEFAULT_KID - 1, spec, strlen(spec), false,
+                      e);
+    if (rc != ERR_OK) {
+        token_ring_free(r);
+        return rc;
+    }
+    *out = r;
+    return ERR_OK;
+}
+
+void
+token_ring_free(struct token_ring *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n; i++) {
+        OPENSSL_cleanse(r->key[i].secret, r->key[i].len);
+        free(r->key[i].secret);
+    }
+    OPENSSL_cleanse(r, sizeof *r);
+    free(r);
+}
+
+size_t
+token_ring_count(const struct token_ring *r)
+{
+    return r != NULL ? r->n : 0;
+}
+
+const char *
+token_ring_kid(const struct token_ring *r, size_t i)
+{
+    return r != NULL && i < r->n ? r->key[i].kid : NULL;
+}
+
+/* ---- claims ----------------------------------------------------------------------------- */
+
+static bool
+field_valid(const char *s)
+{
+    size_t n = strnlen(s, TOKEN_FIELD_MAX + 1);
+    if (n == 0 || n > TOKEN_FIELD_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7E)
+            return false;
+    return true;
+}
+
+static bool
+times_valid(long long iat, long long exp)
+{
+    return iat >= 0 && iat <= exp && exp <= TOKEN_EXP_MAX;
+}
+
+static int
+claims_check(const struct token_claims *c, struct err *e)
+{
+    if (c->purpose != TOKEN_PURPOSE_RESUME && c->purpose != TOKEN_PURPOSE_UNSUBSCRIBE)
+        return err_set(e, ERR_DATA, "token: purpose must be resume or unsubscribe");
+    if (!field_valid(c->order_id) || !field_valid(c->orchestration_id) || !field_valid(c->stage))
+        return err_set(e, ERR_DATA,
+                       "token: order, orchestration and stage must be 1 to %d "
+                       "printable ASCII characters",
+                       TOKEN_FIELD_MAX);
+    if (!times_valid(c->issued_at, c->expires_at))
+        return err_set(e, ERR_DATA, "token: times out of range (iat %lld, exp %lld)", c->issued_at,
+                       c->expires_at);
+    return ERR_OK;
+}
+
+/* The payload JSON, members in the documented order, no whitespace (new; free()). */
+static char *
+payload_json(const struct token_claims *c)
+{
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "purpose", token_purpose_str(c->purpose),
+                          "order", c->order_id, "orch", c->orchestration_id, "stage", c->stage,
+                          "iat", (json_int_t)c->issued_at, "exp", (json_int_t)c->expires_at);
+    if (o == NULL)
+        return NULL;
+    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return text;
+}
+
+static bool
+copy_field(json_t *o, const char *name, char dst[TOKEN_FIELD_MAX + 1])
+{
+    const char *s = json_string_value(json_object_get(o, name));
+    if (s == NULL || !field_valid(s))
+        return false;
+    memcpy(dst, s, strlen(s) + 1);
+    return true;
+}
+
+static bool
+copy_time(json_t *o, const char *name, long long *dst)
+{
+    json_t *v = json_object_get(o, name);
+    if (!json_is_integer(v))
+        return false;
+    *dst = json_integer_value(v);
+    return true;
+}
+
+/* Reads an authenticated payload into c (whose kid is already set). */
+static bool
+claims_from_json(const unsigned char *data, size_t n, struct token_claims *c)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb((const char *)data, n, JSON_REJECT_DUPLICATES, &jerr);
+    bool ok = json_is_object(o) && json_object_size(o) == PAYLOAD_MEMBERS &&
+              token_purpose_parse(json_string_value(json_object_get(o, "purpose")), &c->purpose) &&
+              copy_field(o, "order", c->order_id) && copy_field(o, "orch", c->orchestration_id) &&
+              copy_field(o, "stage", c->stage) && copy_time(o, "iat", &c->issued_at) &&
+              copy_time(o, "exp", &c->expires_at) && times_valid(c->issued_at, c->expires_at);
+    json_decref(o);
+    return ok;
+}
+
+/* ---- sign ------------------------------------------------------------------------------- */
+
+int
+token_sign(const struct token_ring *r, const struct token_claims *c, struct buf *out, struct err *e)
+{
+    if (r == NULL || r->n == 0)
+        return err_set(e, ERR_INTERNAL, "token: no key to sign with");
+    int rc = claims_check(c, e);
+    if (rc != ERR_OK)
+        return rc;
+    char *json = payload_json(c);
+    if (json == NULL)
+        return err_set(e, ERR_INTERNAL, "token: out of memory");
+
+    const struct token_key *k = &r->key[0];
+    unsigned char mac[TOKEN_MAC_LEN];
+    struct buf t;
+    buf_init(&t, TOKEN_MAX);
+    buf_puts(&t, VERSION_PREFIX);
+    buf_puts(&t, k->kid);
+    buf_putc(&t, '.');
+    b64url_encode(&t, (const unsigned char *)json, strlen(json));
+    free(json);
+    if (t.failed || !token_hmac_sha256(k->secret, k->len, t.data, t.len, mac)) {
+        rc = err_set(e, ERR_INTERNAL, "token: cannot compute the signature");
+        goto done;
+    }
+    buf_putc(&t, '.');
+    b64url_encode(&t, mac, sizeof mac);
+    if (t.failed || !buf_append(out, t.data, t.len))
+        rc = err_set(e, ERR_INTERNAL, "token: out of memory or too long");
+done:
+    buf_free(&t);
+    return rc;
+}
+
+/* ---- verify ----------------------------------------------------------------------------- */
+
+/* The parts of "v1.<kid>.<payload>.<mac>", pointing into the token. */
+struct split {
+    const char *kid, *payload, *mac;
+    size_t kid_len, payload_len, mac_len;
+    size_t signed_len; /* of "v1.<kid>.<payload>", the text the MAC covers */
+};
+
+static enum token_status
+malformed(struct err *e, const char *why)
+{
+    err_set(e, ERR_DATA, "token is malformed: %s", why);
+    return TOKEN_MALFORMED;
+}
+
+static enum token_status
+split_token(const char *token, struct split *p, struct err *e)
+{
+    if (token == NULL)
+        return malformed(e, "missing");
+    size_t len = strnlen(token, TOKEN_MAX + 1);
+    if (len == 0)
+        return malformed(e, "empty");
+    if (len > TOKEN_MAX) {
+        err_set(e, ERR_DATA, "token is malformed: longer than %d characters", TOKEN_MAX);
+        return TOKEN_MALFORMED;
+    }
+    if (strncmp(token, VERSION_PREFIX, strlen(VERSION_PREFIX)) != 0)
+        return malformed(e, "not a v1 token");
+    p->kid = token + strlen(VERSION_PREFIX);
+    const char *dot1 = strchr(p->kid, '.');
+    const char *dot2 = dot1 != NULL ? strchr(dot1 + 1, '.') : NULL;
+    if (dot2 == NULL || strchr(dot2 + 1, '.') != NULL)
+        return malformed(e, "not four parts separated by '.'");
+    p->kid_len = (size_t)(dot1 - p->kid);
+    p->payload = dot1 + 1;
+    p->payload_len = (size_t)(dot2 - p->payload);
+    p->mac = dot2 + 1;
+    p->mac_len = len - (size_t)(p->mac - token);
+    p->signed_len = (size_t)(dot2 - token);
+    if (!kid_valid(p->kid, p->kid_len))
+        return malformed(e, "bad key id");
+    if (p->payload_len == 0 || p->mac_len != MAC_B64_LEN)
+        return malformed(e, "bad part length");
+    return TOKEN_OK;
+}
+
+static enum token_status
+check_mac(const struct token_ring *r, const char *token, const struct split *p,
+          const unsigned char mac[TOKEN_MAC_LEN], struct err *e)
+{
+    const struct token_key *k = r != NULL ? ring_find(r, p->kid, p->kid_len) : NULL;
+    if (k == NULL) {
+        err_set(e, ERR_DATA, "token signed by unknown key \"%.*s\"", (int)p->kid_len, p->kid);
+        return TOKEN_UNKNOWN_KEY;
+    }
+    unsigned char want[TOKEN_MAC_LEN];
+    if (!token_hmac_sha256(k->secret, k->len, token, p->signed_len, want)) {
+        err_set(e, ERR_DATA, "token signature cannot be computed");
+        return TOKEN_BAD_SIGNATURE;
+    }
+    /* Constant time: a byte-by-byte early exit would let an attacker find a valid MAC one
+     * byte at a time by timing the answers. */
+    if (CRYPTO_memcmp(want, mac, TOKEN_MAC_LEN) != 0) {
+        err_set(e, ERR_DATA, "token signature does not match key \"%s\"", k->kid);
+        return TOKEN_BAD_SIGNATURE;
+    }
+    return TOKEN_OK;
+}
+
+static enum token_status
+check_claims(const struct token_claims *c, time_t now, enum token_purpose want, struct err *e)
+{
+    if ((long long)now >= c->expires_at) {
+        err_set(e, ERR_DATA, "token expired %lld seconds ago", (long long)now - c->expires_at);
+        return TOKEN_EXPIRED;
+    }
+    if (want != TOKEN_PURPOSE_ANY && c->purpose != want) {
+        err_set(e, ERR_DATA, "token is for %s, not %s", token_purpose_str(c->purpose),
+                token_purpose_str(want));
+        return TOKEN_WRONG_PURPOSE;
+    }
+    return TOKEN_OK;
+}
+
+static enum token_status
+verify(const struct token_ring *r, const char *token, time_t now, enum token_purpose want,
+       struct token_claims *c, struct err *e)
+{
+    struct split p;
+    enum token_status st = split_token(token, &p, e);
+    if (st != TOKEN_OK)
+        return st;
+    unsigned char mac[TOKEN_MAC_LEN];
+    unsigned char payload[TOKEN_MAX];
+    size_t mac_len = 0, payload_len = 0;
+    if (!b64url_decode(p.mac, p.mac_len, mac, sizeof mac, &mac_len) || mac_len != sizeof mac)
+        return malformed(e, "signature is not base64url");
+    if (!b64url_decode(p.payload, p.payload_len, payload, sizeof payload, &payload_len))
+        return malformed(e, "payload is not base64url");
+    st = check_mac(r, token, &p, mac, e);
+    if (st != TOKEN_OK)
+        return st;
+    memcpy(c->kid, p.kid, p.kid_len);
+    c->kid[p.kid_len] = '\0';
+    if (!claims_from_json(payload, payload_len, c))
+        return malformed(e, "signed payload is not the v1 JSON object");
+    return check_claims(c, now, want, e);
+}
+
+enum token_status
+token_verify(const struct token_ring *r, const char *token, time_t now, enum token_purpose want,
+             struct token_claims *out, struct err *e)
+{
+    struct token_claims c;
+    memset(&c, 0, sizeof c);
+    enum token_status st = verify(r, token, now, want, &c, e);
+    bool authentic = st == TOKEN_OK || st == TOKEN_EXPIRED || st == TOKEN_WRONG_PURPOSE;
+    if (out != NULL) {
+        if (authentic)
+            *out = c;
+        else
+            memset(out, 0, sizeof *out);
+    }
+    return st;
+}
