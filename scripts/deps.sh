@@ -6,7 +6,8 @@ packages=(
   build-essential cmake pkg-config
   libpq-dev libesmtp-dev libjansson-dev libyaml-dev libcurl4-openssl-dev libssl-dev
   libcmocka-dev
-  postgresql python3 python3-psycopg2 python3-aiosmtpd openssl
+  postgresql python3 python3-psycopg2 python3-aiosmtpd python3-yaml openssl
+  prometheus-pushgateway systemd
 )
 
 missing=()

@@ -2,6 +2,8 @@
 #ifndef WORKER_CMD_H
 #define WORKER_CMD_H
 
+#include <signal.h>
+
 #include "db.h"
 #include "err.h"
 #include "settings.h"
@@ -37,6 +39,12 @@ int cmd_sweep_once(const struct settings *s, const struct prompt_templates *t,
  * UTC so timestamps print the same everywhere. When require_schema, fails with ERR_CONFIG if
  * migrations are pending. */
 struct db *cmd_connect(const struct settings *s, bool require_schema, struct err *e);
+
+/* Set by SIGTERM/SIGINT once cmd_catch_stop_signals() ran: stop claiming, finish the batch
+ * in hand, exit. (As process 1 of a container, a process without such a handler would not
+ * even see SIGTERM.) */
+extern volatile sig_atomic_t cmd_stop_requested;
+void cmd_catch_stop_signals(void);
 
 /* Logs e and returns its exit status. */
 int cmd_fail(const char *what, const struct err *e);

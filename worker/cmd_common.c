@@ -1,5 +1,6 @@
 /* cmd_common: what every command needs: a database connection and error reporting. */
 #include <ctype.h>
+#include <signal.h>
 #include <string.h>
 
 #include "cmd.h"
@@ -7,6 +8,28 @@
 #include "migrations.h"
 
 #define MIGRATIONS_TABLE "recovery_worker_migrations"
+
+volatile sig_atomic_t cmd_stop_requested;
+
+static void
+on_stop(int sig)
+{
+    (void)sig;
+    cmd_stop_requested = 1;
+}
+
+void
+cmd_catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    /* no SA_RESTART: a signal cuts a wait short. A second signal is handled the same way:
+     * the batch in hand is bounded by the SMTP timeouts, and the lease covers a SIGKILL. */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
 
 struct db *
 cmd_connect(const struct settings *s, bool require_schema, struct err *e)

@@ -15,31 +15,13 @@
 #include "log.h"
 #include "sweep.h"
 
-static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t sweep_requested;
-
-static void
-on_stop(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 static void
 on_wake(int sig)
 {
     (void)sig;
     sweep_requested = 1;
-}
-
-static void
-install(int sig, void (*handler)(int))
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = handler;
-    sigemptyset(&sa.sa_mask);
-    sigaction(sig, &sa, NULL); /* no SA_RESTART: a signal cuts a wait short */
 }
 
 static long long
@@ -56,7 +38,7 @@ static void
 wait_ms(long long ms)
 {
     long long until = mono_ms() + ms;
-    while (!stop_requested && !sweep_requested) {
+    while (!cmd_stop_requested && !sweep_requested) {
         long long left = until - mono_ms();
         if (left <= 0)
             return;
@@ -89,7 +71,7 @@ sweep_with_retries(const struct settings *s, const struct prompt_templates *t,
         if (rc == ERR_OK)
             return ERR_OK;
         bool transient = rc == ERR_UNAVAILABLE || rc == ERR_TEMPORARY;
-        if (!transient || attempt >= s->schedule_retry_attempts || stop_requested) {
+        if (!transient || attempt >= s->schedule_retry_attempts || cmd_stop_requested) {
             log_error("sweep failed", json_pack("{s:s,s:s,s:i}", "error", e.msg, "kind",
                                                 err_str(e.code), "attempt", attempt));
             return rc;
@@ -100,7 +82,7 @@ sweep_with_retries(const struct settings *s, const struct prompt_templates *t,
                            (json_int_t)wait));
         sweep_requested = 0;
         wait_ms(wait);
-        if (stop_requested)
+        if (cmd_stop_requested)
             return rc;
         delay *= 2;
         if (delay > s->schedule_retry_max_ms)
@@ -125,9 +107,12 @@ cmd_run(const struct settings *s, int argc, char **argv)
     }
     failpoint_init();
     log_set_context("command", "run");
-    install(SIGTERM, on_stop);
-    install(SIGINT, on_stop);
-    install(SIGUSR1, on_wake);
+    cmd_catch_stop_signals();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_wake;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL); /* no SA_RESTART: the signal cuts the wait short */
 
     struct err e;
     err_clear(&e);
@@ -135,16 +120,16 @@ cmd_run(const struct settings *s, int argc, char **argv)
     if (cmd_sweep_setup(s, true, &t, &e) != ERR_OK)
         return cmd_fail("run cannot start", &e);
 
-    struct sweep_options opt = {.dry_run_out = stdout, .stop = &stop_requested};
+    struct sweep_options opt = {.dry_run_out = stdout, .stop = &cmd_stop_requested};
     unsigned int seed = (unsigned int)(time(NULL) ^ ((unsigned int)getpid() << 16));
     log_info("run started", json_pack("{s:I,s:I}", "interval_ms",
                                       (json_int_t)s->schedule_interval_ms, "jitter_ms",
                                       (json_int_t)s->schedule_jitter_ms));
     int last = ERR_OK;
-    while (!stop_requested) {
+    while (!cmd_stop_requested) {
         sweep_requested = 0;
         last = sweep_with_retries(s, t, &opt, &seed);
-        if (stop_requested)
+        if (cmd_stop_requested)
             break;
         long long wait = s->schedule_interval_ms + rand_upto(&seed, s->schedule_jitter_ms);
         log_debug("next sweep scheduled", json_pack("{s:I}", "in_ms", (json_int_t)wait));

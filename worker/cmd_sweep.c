@@ -10,7 +10,9 @@
 #include "failpoint.h"
 #include "log.h"
 #include "prompt.h"
+#include "report.h"
 #include "smtp.h"
+#include "store.h"
 #include "sweep.h"
 
 static void
@@ -50,7 +52,9 @@ cmd_sweep(const struct settings *s, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     /* progress only for a person watching: never into a log file or a pipe */
-    struct sweep_options opt = {.dry_run_out = stdout, .progress = isatty(STDERR_FILENO) == 1};
+    struct sweep_options opt = {.dry_run_out = stdout,
+                                .progress = isatty(STDERR_FILENO) == 1,
+                                .stop = &cmd_stop_requested};
     optind = 0; /* 0, not 1: glibc then re-reads the option string and permutes again */
     int c;
     while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
@@ -92,6 +96,7 @@ cmd_sweep(const struct settings *s, int argc, char **argv)
     }
 
     failpoint_init();
+    cmd_catch_stop_signals();
     struct err e;
     err_clear(&e);
     log_set_context("command", "sweep");
@@ -137,10 +142,16 @@ cmd_sweep_once(const struct settings *s, const struct prompt_templates *t,
     char run_id[17];
     sweep_new_run_id(run_id);
     log_set_context("run_id", run_id);
+    /* a dry run changes nothing, so it reports nothing either */
+    bool report = !opt->dry_run;
+    if (report)
+        report_sweep_start(s, run_id);
     struct sweep_summary sum;
     memset(&sum, 0, sizeof sum);
     struct db *db = cmd_connect(s, true, e);
     if (db == NULL) {
+        if (report)
+            report_sweep_end(s, run_id, &sum, e->code, -1, -1.0);
         if (out != NULL)
             *out = sum;
         return e->code;
@@ -148,6 +159,16 @@ cmd_sweep_once(const struct settings *s, const struct prompt_templates *t,
     log_info("sweep started", json_pack("{s:b,s:I}", "dry_run", opt->dry_run, "limit",
                                         (json_int_t)opt->limit));
     int rc = sweep_run(db, s, t, run_id, opt, &sum, e);
+    long due = -1;
+    double oldest = -1.0;
+    if (report && s->pushgateway_url != NULL) {
+        struct err se;
+        err_clear(&se);
+        if (store_due_stats(db, &due, &oldest, &se) != ERR_OK) {
+            due = -1;
+            oldest = -1.0;
+        }
+    }
     db_close(db);
     json_t *j = sweep_summary_json(&sum);
     if (opt->dry_run)
@@ -160,6 +181,8 @@ cmd_sweep_once(const struct settings *s, const struct prompt_templates *t,
         log_info("sweep completed", j);
     else
         json_decref(j);
+    if (report)
+        report_sweep_end(s, run_id, &sum, rc, due, oldest);
     if (out != NULL)
         *out = sum;
     return rc;

@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "failpoint.h"
+#include "links.h"
 #include "log.h"
 #include "policy.h"
 #include "smtp.h"
@@ -37,6 +38,7 @@ struct ctx {
     const struct sweep_options *opt;
     struct sweep_summary *sum;
     struct smtp_config smtp;
+    struct links *links;    /* signs resume and unsubscribe links; read-only while sending */
     unsigned int seed;
 };
 
@@ -77,13 +79,6 @@ build_message_id(char *out, size_t n, const struct store_row *row, const char *s
              sender_domain(sender));
 }
 
-static void
-build_resume_url(struct buf *b, const char *base, const char *order_id)
-{
-    buf_puts(b, base);
-    buf_putc(b, strchr(base, '?') != NULL ? '&' : '?');
-    buf_printf(b, "order=%s", order_id);
-}
 
 static struct policy_facts
 facts_of(const struct store_row *row)
@@ -106,9 +101,14 @@ facts_of(const struct store_row *row)
 static int
 render(const struct ctx *c, const struct store_row *row, struct item *it, struct err *e)
 {
-    struct buf url;
-    buf_init(&url, 8192);
-    build_resume_url(&url, c->s->resume_url, row->order_id);
+    struct links_target tg = {row->order_id, row->id, row->stage};
+    time_t now = time(NULL);
+    struct buf url, unsub;
+    buf_init(&url, 2048);
+    buf_init(&unsub, 898); /* List-Unsubscribe's limit, less its angle brackets */
+    int rc = links_resume_url(c->links, &tg, now, &url, e);
+    if (rc == ERR_OK)
+        rc = links_unsubscribe_url(c->links, &tg, now, &unsub, e);
     struct prompt_input in = {
         .stage = row->stage,
         .member_name = row->display_name,
@@ -119,18 +119,19 @@ render(const struct ctx *c, const struct store_row *row, struct item *it, struct
         .currency = row->currency,
         .pending_intents = row->pending_intents,
         .resume_url = buf_str(&url),
-        .unsubscribe_url = c->s->unsubscribe_url,
+        .unsubscribe_url = unsub.len > 0 ? buf_str(&unsub) : NULL,
         .sender_email = c->s->sender_email,
         .sender_name = c->s->sender_name,
         .message_id = it->message_id,
-        .date = time(NULL),
+        .date = now,
     };
     buf_init(&it->message, 0);
-    int rc = url.failed ? err_set(e, ERR_DATA, "resume link too long")
-                        : prompt_render(c->t, &in, &it->message, e);
+    if (rc == ERR_OK)
+        rc = prompt_render(c->t, &in, &it->message, e);
     if (rc == ERR_OK && it->message.failed)
         rc = err_set(e, ERR_DATA, "message too large");
     buf_free(&url);
+    buf_free(&unsub);
     return rc;
 }
 
@@ -711,11 +712,15 @@ sweep_run(struct db *db, const struct settings *s, const struct prompt_templates
         .seed = (unsigned int)(time(NULL) ^ (getpid() << 16)),
     };
     smtp_config_of(s, &c.smtp);
+    c.links = links_new(s, e);
+    if (c.links == NULL)
+        return e->code;
 
     int rc = ERR_OK;
     if (opt->dry_run) {
         rc = dry_run(&c, e);
         sum->duration_ms = now_ms() - started;
+        links_free(c.links);
         return rc;
     }
 
@@ -758,6 +763,7 @@ sweep_run(struct db *db, const struct settings *s, const struct prompt_templates
     sum->duration_ms = now_ms() - started;
     if (progress)
         fputs("\n", stderr);
+    links_free(c.links);
     return rc;
 }
 

@@ -73,6 +73,21 @@ class RunLoop(WorkerTestCase):
                      " AND (locked_until IS NULL OR locked_until <= now())")[0][0]
         self.assertEqual(due, 20, "the rest is left due for the next sweep")
 
+    def test_sweep_stopped_by_sigterm_finishes_its_batch_and_exits_0(self):
+        self.seed_many(30)
+        full = {**os.environ, **sanitizer_env(),
+                **self.env(RW_SWEEP_BATCH_SIZE=10,
+                           RECOVERY_WORKER_FAILPOINTS="after_claim=sleep(1500)")}
+        p = subprocess.Popen([RW_BIN, "sweep"], env=full, cwd=self.tmp, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        self.assertTrue(wait_for(lambda: self.q(
+            "SELECT count(*) FROM recovery_claims")[0][0] == 10, 20))
+        out, err = self.finish(p)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(json.loads(out.splitlines()[-1])["processed"], 10)
+        self.assertEqual(len(self.mails()), 10)
+        self.assertEqual(self.q("SELECT count(*) FROM recovery_claims")[0][0], 0)
+
     def test_failed_sweep_is_retried_with_backoff_then_the_loop_goes_on(self):
         p = self.start(DATABASE_URL="postgresql://postgres@127.0.0.1:9/none",
                        RW_DATABASE_CONNECT_RETRIES=0, RW_SCHEDULE_RETRY_ATTEMPTS=3,
