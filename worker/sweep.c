@@ -165,79 +165,112 @@ decide(struct ctx *c, const struct store_batch *b, struct item *items)
     }
 }
 
-struct send_pool {
+/* A claimed batch on its way through the protocol. While one batch is with the relay, the
+ * next one is claimed and prepared, and the previous one recorded, so the database work
+ * overlaps the sending. */
+struct batch {
+    struct store_batch b;
+    struct item *items;
+    size_t *idx;               /* rows to send, in batch order */
+    size_t nsend;
+    struct smtp_message *msgs; /* the rows the ledger let through */
+    size_t nmsgs;
+    /* the send pool: threads take chunks of msgs, one SMTP session each */
     const struct smtp_config *cfg;
-    struct smtp_message *msgs;
-    size_t n;
     size_t chunk;
-    size_t next; /* next chunk start, under lock */
+    size_t next;               /* next chunk start, under lock */
     pthread_mutex_t lock;
-    int rc;      /* first session error */
-    struct err err;
+    pthread_t tid[64];
+    size_t nthreads;
+    bool started;
+    int relay_rc;              /* first session failure */
+    struct err relay_err;
 };
 
 static void *
 send_worker(void *arg)
 {
-    struct send_pool *p = arg;
+    struct batch *bt = arg;
     for (;;) {
-        pthread_mutex_lock(&p->lock);
-        size_t start = p->next;
-        bool stop = start >= p->n || p->rc != ERR_OK;
+        pthread_mutex_lock(&bt->lock);
+        size_t start = bt->next;
+        bool stop = start >= bt->nmsgs || bt->relay_rc != ERR_OK;
         if (!stop)
-            p->next = start + p->chunk;
-        pthread_mutex_unlock(&p->lock);
+            bt->next = start + bt->chunk;
+        pthread_mutex_unlock(&bt->lock);
         if (stop)
             return NULL;
-        size_t len = p->n - start < p->chunk ? p->n - start : p->chunk;
+        size_t len = bt->nmsgs - start < bt->chunk ? bt->nmsgs - start : bt->chunk;
         struct err e;
         err_clear(&e);
-        int rc = smtp_send_batch(p->cfg, p->msgs + start, len, &e);
+        int rc = smtp_send_batch(bt->cfg, bt->msgs + start, len, &e);
         if (rc != ERR_OK) {
-            pthread_mutex_lock(&p->lock);
-            if (p->rc == ERR_OK) {
-                p->rc = rc;
-                p->err = e;
+            pthread_mutex_lock(&bt->lock);
+            if (bt->relay_rc == ERR_OK) {
+                bt->relay_rc = rc;
+                bt->relay_err = e;
             }
-            pthread_mutex_unlock(&p->lock);
+            pthread_mutex_unlock(&bt->lock);
         }
     }
 }
 
-/* Sends msgs over up to `concurrency` sessions at once, each carrying up to
- * messages_per_session messages. A session failure stops handing out new chunks; messages
- * never offered stay SMTP_NOT_ATTEMPTED. */
-static int
-send_all(const struct ctx *c, struct smtp_message *msgs, size_t n, struct err *e)
+/* Starts sending the batch's messages over up to `concurrency` sessions at once, in equal
+ * chunks of at most messages_per_session: the number of chunks is a multiple of the number
+ * of sessions, so no session is left carrying a last chunk alone. A session failure stops
+ * handing out chunks; messages never offered stay SMTP_NOT_ATTEMPTED. */
+static void
+batch_start(const struct ctx *c, struct batch *bt)
 {
-    if (n == 0)
-        return ERR_OK;
-    struct send_pool p = {.cfg = &c->smtp, .msgs = msgs, .n = n, .rc = ERR_OK};
+    bt->cfg = &c->smtp;
+    bt->relay_rc = ERR_OK;
+    err_clear(&bt->relay_err);
+    if (bt->nmsgs == 0)
+        return;
     size_t sessions = (size_t)c->s->concurrency;
-    p.chunk = (n + sessions - 1) / sessions;
-    if (p.chunk > (size_t)c->s->smtp_messages_per_session)
-        p.chunk = (size_t)c->s->smtp_messages_per_session;
-    size_t chunks = (n + p.chunk - 1) / p.chunk;
-    size_t threads = chunks < sessions ? chunks : sessions;
-    pthread_mutex_init(&p.lock, NULL);
-    err_clear(&p.err);
-    pthread_t tid[64];
-    size_t started = 0;
-    if (threads <= 1) {
-        send_worker(&p);
-    } else {
-        for (; started < threads && started < 64; started++)
-            if (pthread_create(&tid[started], NULL, send_worker, &p) != 0)
-                break;
-        if (started == 0)
-            send_worker(&p);
-        for (size_t i = 0; i < started; i++)
-            pthread_join(tid[i], NULL);
-    }
-    pthread_mutex_destroy(&p.lock);
-    if (p.rc != ERR_OK && e != NULL)
-        *e = p.err;
-    return p.rc;
+    size_t per = (size_t)c->s->smtp_messages_per_session;
+    if (sessions > sizeof bt->tid / sizeof bt->tid[0])
+        sessions = sizeof bt->tid / sizeof bt->tid[0];
+    if (sessions > bt->nmsgs)
+        sessions = bt->nmsgs;
+    size_t rounds = (bt->nmsgs + sessions * per - 1) / (sessions * per);
+    size_t chunks = sessions * rounds;
+    bt->chunk = (bt->nmsgs + chunks - 1) / chunks;
+    bt->next = 0;
+    pthread_mutex_init(&bt->lock, NULL);
+    bt->started = true;
+    for (bt->nthreads = 0; bt->nthreads < sessions; bt->nthreads++)
+        if (pthread_create(&bt->tid[bt->nthreads], NULL, send_worker, bt) != 0)
+            break;
+}
+
+/* Waits for the batch's sessions to end (sending on this thread if no thread started). */
+static void
+batch_wait(struct batch *bt)
+{
+    if (!bt->started)
+        return;
+    if (bt->nthreads == 0)
+        send_worker(bt);
+    for (size_t i = 0; i < bt->nthreads; i++)
+        pthread_join(bt->tid[i], NULL);
+    pthread_mutex_destroy(&bt->lock);
+    bt->started = false;
+    failpoint("after_send");
+}
+
+static void
+batch_free(struct batch *bt)
+{
+    if (bt == NULL)
+        return;
+    for (size_t i = 0; bt->items != NULL && i < bt->b.n; i++)
+        buf_free(&bt->items[i].message);
+    free(bt->items);
+    free(bt->idx);
+    free(bt->msgs);
+    store_batch_free(&bt->b);
+    free(bt);
 }
 
 static enum policy_delivery
@@ -425,108 +458,6 @@ out:
     return rc;
 }
 
-/* Ledger, send, record. Returns the database's verdict; the relay's goes to relay_rc and
- * relay_err, after every reply has been recorded. */
-static int
-deliver(struct ctx *c, const struct store_batch *b, struct item *items,
-        struct smtp_message **msgs_out, int *relay_rc, struct err *relay_err, struct err *e)
-{
-    *relay_rc = ERR_OK;
-    size_t nsend = 0;
-    for (size_t i = 0; i < b->n; i++)
-        if (items[i].action == POLICY_SEND)
-            nsend++;
-    *msgs_out = NULL;
-    if (nsend == 0)
-        return ERR_OK;
-
-    size_t *idx = calloc(nsend, sizeof *idx);
-    char **mids = calloc(nsend, sizeof *mids);
-    bool *ok = calloc(nsend, sizeof *ok);
-    struct smtp_message *msgs = calloc(nsend, sizeof *msgs);
-    struct store_delivery *del = calloc(nsend, sizeof *del);
-    size_t *release = calloc(nsend, sizeof *release);
-    int rc = ERR_OK;
-    if (idx == NULL || mids == NULL || ok == NULL || msgs == NULL || del == NULL ||
-        release == NULL) {
-        rc = err_set(e, ERR_INTERNAL, "out of memory");
-        goto out;
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        if (items[i].action != POLICY_SEND)
-            continue;
-        idx[k] = i;
-        mids[k] = items[i].message_id;
-        items[i].send_slot = k;
-        k++;
-    }
-    rc = store_ledger_begin(c->db, c->run_id, b, idx, mids, nsend,
-                            c->s->on_unknown_delivery == UNKNOWN_DELIVERY_RESEND, ok, e);
-    if (rc != ERR_OK)
-        goto out;
-    failpoint("after_ledger_begin");
-
-    /* Only rows the ledger let through are offered to the relay, in batch order. */
-    size_t m = 0;
-    for (k = 0; k < nsend; k++) {
-        struct item *it = &items[idx[k]];
-        it->ledger_ok = ok[k];
-        if (!ok[k])
-            continue;
-        it->send_slot = m;
-        msgs[m].sender = c->s->sender_email;
-        msgs[m].recipient = b->rows[idx[k]].email;
-        msgs[m].data = buf_str(&it->message);
-        msgs[m].len = it->message.len;
-        msgs[m].outcome = SMTP_NOT_ATTEMPTED;
-        m++;
-    }
-    int send_rc = send_all(c, msgs, m, relay_err);
-    failpoint("after_send");
-
-    size_t nd = 0, nrel = 0;
-    for (k = 0; k < nsend; k++) {
-        struct item *it = &items[idx[k]];
-        if (!it->ledger_ok) {
-            /* changed by the storefront (or taken over) since the claim: hands off */
-            it->released = true;
-            release[nrel++] = idx[k];
-            c->sum->superseded++;
-            continue;
-        }
-        const struct smtp_message *msg = &msgs[it->send_slot];
-        if (msg->outcome == SMTP_NOT_ATTEMPTED) {
-            it->released = true;
-            release[nrel++] = idx[k];
-        }
-        it->delivery = delivery_of(msg->outcome);
-        del[nd].row = idx[k];
-        del[nd].status = ledger_status_of(msg->outcome);
-        del[nd].code = msg->code;
-        del[nd].enhanced = msg->enhanced;
-        del[nd].text = msg->text;
-        nd++;
-    }
-    rc = store_ledger_finish(c->db, b, del, nd, e);
-    failpoint("after_ledger_finish");
-    if (rc == ERR_OK && nrel > 0) {
-        rc = store_release(c->db, c->run_id, b, release, nrel, e);
-        for (k = 0; k < nsend; k++)
-            if (items[idx[k]].ledger_ok && items[idx[k]].released)
-                c->sum->released++;
-    }
-    *relay_rc = send_rc;
-out:
-    free(idx);
-    free(mids);
-    free(ok);
-    free(del);
-    free(release);
-    *msgs_out = msgs;
-    return rc;
-}
-
 /* Ledger rows a dead worker left 'sending' become 'unknown': the relay may or may not have
  * taken the message, and the default policy does not resend it. */
 static int
@@ -556,35 +487,139 @@ mark_orphans(struct ctx *c, const struct store_batch *b, const struct item *item
     return rc;
 }
 
+/* Decides every row, renders the prompts, and writes the 'sending' ledger rows of those
+ * the ledger lets through (re-checking that each is still waiting and still ours). */
 static int
-run_batch(struct ctx *c, const struct store_batch *b, struct err *e)
+batch_prepare(struct ctx *c, struct batch *bt, struct err *e)
 {
-    struct item *items = calloc(b->n, sizeof *items);
-    if (items == NULL)
+    const struct store_batch *b = &bt->b;
+    bt->items = calloc(b->n, sizeof *bt->items);
+    if (bt->items == NULL)
         return err_set(e, ERR_INTERNAL, "out of memory");
     failpoint("after_claim");
-    decide(c, b, items);
-    struct smtp_message *msgs = NULL;
-    int relay_rc = ERR_OK;
-    struct err relay_err;
-    err_clear(&relay_err);
-    /* A relay failure still finalises what is known; after a database failure the rows are
-     * left to their lease, and 'sending' ledger rows tell the next sweep what happened. */
-    int rc = mark_orphans(c, b, items, e);
-    if (rc == ERR_OK)
-        rc = deliver(c, b, items, &msgs, &relay_rc, &relay_err, e);
-    if (rc == ERR_OK)
-        rc = finalise(c, b, items, msgs, e);
-    failpoint("after_finalise");
-    if (rc == ERR_OK && relay_rc != ERR_OK) {
-        rc = relay_rc;
-        *e = relay_err;
-    }
+    decide(c, b, bt->items);
+    int rc = mark_orphans(c, b, bt->items, e);
+    if (rc != ERR_OK)
+        return rc;
     for (size_t i = 0; i < b->n; i++)
-        buf_free(&items[i].message);
-    free(items);
-    free(msgs);
+        if (bt->items[i].action == POLICY_SEND)
+            bt->nsend++;
+    if (bt->nsend == 0)
+        return ERR_OK;
+    bt->idx = calloc(bt->nsend, sizeof *bt->idx);
+    bt->msgs = calloc(bt->nsend, sizeof *bt->msgs);
+    char **mids = calloc(bt->nsend, sizeof *mids);
+    bool *ok = calloc(bt->nsend, sizeof *ok);
+    if (bt->idx == NULL || bt->msgs == NULL || mids == NULL || ok == NULL) {
+        rc = err_set(e, ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (bt->items[i].action != POLICY_SEND)
+            continue;
+        bt->idx[k] = i;
+        mids[k] = bt->items[i].message_id;
+        k++;
+    }
+    rc = store_ledger_begin(c->db, c->run_id, b, bt->idx, mids, bt->nsend,
+                            c->s->on_unknown_delivery == UNKNOWN_DELIVERY_RESEND, ok, e);
+    if (rc != ERR_OK)
+        goto out;
+    failpoint("after_ledger_begin");
+    for (k = 0; k < bt->nsend; k++) {
+        struct item *it = &bt->items[bt->idx[k]];
+        it->ledger_ok = ok[k];
+        if (!ok[k])
+            continue;
+        struct smtp_message *m = &bt->msgs[bt->nmsgs];
+        it->send_slot = bt->nmsgs++;
+        m->sender = c->s->sender_email;
+        m->recipient = b->rows[bt->idx[k]].email;
+        m->data = buf_str(&it->message);
+        m->len = it->message.len;
+        m->outcome = SMTP_NOT_ATTEMPTED;
+    }
+out:
+    free(mids);
+    free(ok);
     return rc;
+}
+
+/* Records every reply in the ledger, hands back what was never offered, and finalises the
+ * rest. Called after batch_wait, or instead of sending when the relay is down. */
+static int
+batch_complete(struct ctx *c, struct batch *bt, struct err *e)
+{
+    const struct store_batch *b = &bt->b;
+    struct store_delivery *del = calloc(bt->nsend ? bt->nsend : 1, sizeof *del);
+    size_t *release = calloc(bt->nsend ? bt->nsend : 1, sizeof *release);
+    int rc = ERR_OK;
+    if (del == NULL || release == NULL) {
+        rc = err_set(e, ERR_INTERNAL, "out of memory");
+        goto out;
+    }
+    size_t nd = 0, nrel = 0;
+    for (size_t k = 0; k < bt->nsend; k++) {
+        struct item *it = &bt->items[bt->idx[k]];
+        it->released = !it->ledger_ok;
+        if (!it->ledger_ok) {
+            /* changed by the storefront (or taken over) since the claim: hands off */
+            release[nrel++] = bt->idx[k];
+            c->sum->superseded++;
+            continue;
+        }
+        const struct smtp_message *msg = &bt->msgs[it->send_slot];
+        if (msg->outcome == SMTP_NOT_ATTEMPTED) {
+            it->released = true;
+            release[nrel++] = bt->idx[k];
+            c->sum->released++;
+        }
+        it->delivery = delivery_of(msg->outcome);
+        del[nd].row = bt->idx[k];
+        del[nd].status = ledger_status_of(msg->outcome);
+        del[nd].code = msg->code;
+        del[nd].enhanced = msg->enhanced;
+        del[nd].text = msg->text;
+        nd++;
+    }
+    rc = store_ledger_finish(c->db, b, del, nd, e);
+    failpoint("after_ledger_finish");
+    if (rc == ERR_OK && nrel > 0)
+        rc = store_release(c->db, c->run_id, b, release, nrel, e);
+    if (rc == ERR_OK)
+        rc = finalise(c, b, bt->items, bt->msgs, e);
+    failpoint("after_finalise");
+out:
+    free(del);
+    free(release);
+    return rc;
+}
+
+/* Claims and prepares the next batch. Returns NULL (and rc ERR_OK) when nothing is due. */
+static struct batch *
+batch_next(struct ctx *c, int limit, int *rc, struct err *e)
+{
+    struct batch *bt = calloc(1, sizeof *bt);
+    if (bt == NULL) {
+        *rc = err_set(e, ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    *rc = store_claim(c->db, c->run_id, limit, c->s->lease_ms, c->opt->order_id, &bt->b, e);
+    if (*rc != ERR_OK || bt->b.n == 0) {
+        batch_free(bt);
+        return NULL;
+    }
+    c->sum->batches++;
+    c->sum->processed += (long)bt->b.n;
+    log_debug("batch claimed", json_pack("{s:I}", "rows", (json_int_t)bt->b.n));
+    *rc = batch_prepare(c, bt, e);
+    if (*rc != ERR_OK) {
+        /* a database failure: the rows stay leased until their lease runs out */
+        batch_free(bt);
+        return NULL;
+    }
+    return bt;
 }
 
 static void
@@ -709,7 +744,7 @@ sweep_run(struct db *db, const struct settings *s, const struct prompt_templates
     memset(sum, 0, sizeof *sum);
     struct ctx c = {
         .db = db, .s = s, .t = t, .run_id = run_id, .opt = opt, .sum = sum,
-        .seed = (unsigned int)(time(NULL) ^ (getpid() << 16)),
+        .seed = (unsigned int)time(NULL) ^ ((unsigned int)getpid() << 16),
     };
     smtp_config_of(s, &c.smtp);
     c.links = links_new(s, e);
@@ -733,32 +768,70 @@ sweep_run(struct db *db, const struct settings *s, const struct prompt_templates
     err_clear(e);
     if (remaining >= 0 && due > remaining)
         due = remaining;
-    while (rc == ERR_OK) {
-        if (opt->stop != NULL && *opt->stop) {
+    /* cur is with the relay while next is claimed and prepared; see struct batch. */
+    struct batch *cur = NULL;
+    bool more = true;
+    int relay_rc = ERR_OK;
+    struct err relay_err;
+    err_clear(&relay_err);
+    for (;;) {
+        struct batch *next = NULL;
+        if (opt->stop != NULL && *opt->stop && more) {
             log_info("stop requested; no further batches", NULL);
-            break;
+            more = false;
         }
         int lim = s->batch_size;
         if (remaining >= 0 && remaining < lim)
             lim = (int)remaining;
-        if (lim <= 0)
-            break;
-        struct store_batch b = {0};
-        rc = store_claim(db, run_id, lim, s->lease_ms, opt->order_id, &b, e);
-        if (rc == ERR_OK && b.n > 0) {
-            sum->batches++;
-            sum->processed += (long)b.n;
-            log_debug("batch claimed", json_pack("{s:I}", "rows", (json_int_t)b.n));
-            rc = run_batch(&c, &b, e);
+        if (rc == ERR_OK && relay_rc == ERR_OK && more && lim > 0) {
+            next = batch_next(&c, lim, &rc, e);
+            if (next == NULL || opt->order_id != NULL)
+                more = false;
+            if (next != NULL && remaining >= 0)
+                remaining -= (long)next->b.n;
         }
-        size_t got = b.n;
-        store_batch_free(&b);
-        if (progress && got > 0)
-            draw_progress(sum->processed, due, now_ms() - started);
-        if (got == 0 || opt->order_id != NULL)
+        if (cur != NULL) {
+            batch_wait(cur);
+            if (cur->relay_rc != ERR_OK && relay_rc == ERR_OK) {
+                relay_rc = cur->relay_rc;
+                relay_err = cur->relay_err;
+            }
+        }
+        /* Once the relay failed, a prepared batch is not sent: completing it releases its
+         * messages and finalises the rows that needed no email. */
+        if (next != NULL && relay_rc == ERR_OK)
+            batch_start(&c, next);
+        if (cur != NULL) {
+            struct err ce;
+            err_clear(&ce);
+            int crc = batch_complete(&c, cur, &ce);
+            if (crc != ERR_OK && rc == ERR_OK) {
+                rc = crc;
+                *e = ce;
+            }
+            batch_free(cur);
+            if (progress)
+                draw_progress(sum->processed, due, now_ms() - started);
+        }
+        cur = next;
+        if (cur != NULL && relay_rc != ERR_OK) {
+            batch_wait(cur);
+            struct err ce;
+            err_clear(&ce);
+            int crc = batch_complete(&c, cur, &ce);
+            if (crc != ERR_OK && rc == ERR_OK) {
+                rc = crc;
+                *e = ce;
+            }
+            batch_free(cur);
+            cur = NULL;
+        }
+        if (cur == NULL)
             break;
-        if (remaining >= 0)
-            remaining -= (long)got;
+    }
+    if (rc == ERR_OK && relay_rc != ERR_OK) {
+        rc = relay_rc;
+        *e = relay_err;
     }
     sum->duration_ms = now_ms() - started;
     if (progress)
