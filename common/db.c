@@ -250,10 +250,15 @@ db_array_add(struct buf *b, const char *value)
         return;
     }
     buf_putc(b, '"');
-    for (const char *p = value; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\')
+    /* whole runs between the characters to escape: batches hold thousands of values */
+    for (const char *p = value; *p != '\0';) {
+        size_t run = strcspn(p, "\"\\");
+        buf_append(b, p, run);
+        p += run;
+        if (*p != '\0') {
             buf_putc(b, '\\');
-        buf_putc(b, *p);
+            buf_putc(b, *p++);
+        }
     }
     buf_putc(b, '"');
 }

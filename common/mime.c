@@ -596,12 +596,23 @@ mime_qp_encode(struct buf *out, const char *text)
 {
     const unsigned char *p = (const unsigned char *)(text != NULL ? text : "");
     size_t len = strlen((const char *)p);
+    /* Lines are assembled here and appended whole: one buffer append per line, not per
+     * character (this loop runs over every byte of every message). */
+    char line[QP_WIDTH + 16];
     size_t col = 0;
     size_t i = 0;
     while (i < len) {
+        /* Fast path for what the general path below would copy as is: printable ASCII other
+         * than '=' and space, not at the start of a line, with room left on it. */
+        while (col > 0 && col + 1 < QP_WIDTH && p[i] > 0x20 && p[i] < 0x7F && p[i] != '=')
+            line[col++] = (char)p[i++];
+        if (i >= len)
+            break;
         if (p[i] == '\r' || p[i] == '\n') {
             i += (p[i] == '\r' && p[i + 1] == '\n') ? 2 : 1;
-            buf_puts(out, "\r\n");
+            line[col++] = '\r';
+            line[col++] = '\n';
+            buf_append(out, line, col);
             col = 0;
             continue;
         }
@@ -620,13 +631,16 @@ mime_qp_encode(struct buf *out, const char *text)
         /* The last character of a line needs no room for a soft break after it. */
         size_t width = is_line_end(p[i]) ? QP_WIDTH + 1 : QP_WIDTH;
         if (col + tlen > width) {
-            buf_puts(out, "=\r\n");
+            memcpy(line + col, "=\r\n", 3);
+            buf_append(out, line, col + 3);
             col = 0;
             tlen = qp_token(tok, ch, chlen, true);
         }
-        buf_append(out, tok, tlen);
+        memcpy(line + col, tok, tlen);
         col += tlen;
     }
+    if (col > 0)
+        buf_append(out, line, col);
 }
 
 /* ---- Message ---------------------------------------------------------------------------- */

@@ -280,16 +280,25 @@ no_controls(const char *s)
 static bool
 data_valid(const char *data, size_t len, size_t *bad_at)
 {
-    for (size_t i = 0; i < len; i++) {
-        char c = data[i];
-        bool bad = c == '\0' || (c == '\r' && (i + 1 >= len || data[i + 1] != '\n')) ||
-                   (c == '\n' && (i == 0 || data[i - 1] != '\r'));
-        if (bad) {
-            *bad_at = i;
-            return false;
+    /* memchr rather than a byte loop: this runs over every byte of every message. */
+    const char *end = data + len;
+    const char *nul = memchr(data, '\0', len);
+    const char *bad = nul;
+    for (const char *q = data; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++) {
+        if (q == data || q[-1] != '\r') {
+            bad = bad == NULL || q < bad ? q : bad;
+            break;
         }
     }
-    return true;
+    for (const char *q = data; (q = memchr(q, '\r', (size_t)(end - q))) != NULL; q++) {
+        if (q + 1 >= end || q[1] != '\n') {
+            bad = bad == NULL || q < bad ? q : bad;
+            break;
+        }
+    }
+    if (bad != NULL)
+        *bad_at = (size_t)(bad - data);
+    return bad == NULL;
 }
 
 /* ---- reply text ---- */
