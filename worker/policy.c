@@ -41,6 +41,10 @@ policy_decide(const struct policy_facts *f, const struct policy_rules *r)
         return POLICY_MAX_PROMPTS;
     if (!f->email_valid)
         return POLICY_INVALID_ADDRESS;
+    if (f->quiet_wait_ms > 0)
+        return POLICY_QUIET_HOURS;
+    if (f->cap_wait_ms > 0)
+        return POLICY_MEMBER_CAPPED;
     return POLICY_SEND;
 }
 
@@ -56,6 +60,32 @@ backoff_ms(const struct policy_timing *t, long n, double jitter01)
     if (jitter01 < 0 || jitter01 >= 1)
         jitter01 = 0;
     return d + (long long)((double)d * 0.2 * jitter01);
+}
+
+/* Up to a tenth more (at most 10 minutes), so rows deferred together do not all come due in
+ * the same instant. */
+static long long
+spread(long long wait_ms, double jitter01)
+{
+    if (jitter01 < 0 || jitter01 >= 1)
+        return 0;
+    long long extra = wait_ms / 10 < 600000 ? wait_ms / 10 : 600000;
+    return (long long)((double)extra * jitter01);
+}
+
+long long
+policy_quiet_wait_ms(int start_min, int end_min, int now_s)
+{
+    if (start_min == end_min)
+        return 0;
+    int start = start_min * 60, end = end_min * 60;
+    bool inside = start < end ? (now_s >= start && now_s < end) : (now_s >= start || now_s < end);
+    if (!inside)
+        return 0;
+    int wait = end - now_s;
+    if (wait <= 0)
+        wait += 24 * 3600;
+    return (long long)wait * 1000;
 }
 
 struct policy_final
@@ -99,6 +129,12 @@ policy_finalise(enum policy_action a, enum policy_delivery d, const struct polic
         return out;
     case POLICY_ORPHANED:
         out.note = NOTE_UNKNOWN;
+        return out;
+    case POLICY_QUIET_HOURS:
+        out.next_ms = f->quiet_wait_ms + spread(f->quiet_wait_ms, jitter01);
+        return out;
+    case POLICY_MEMBER_CAPPED:
+        out.next_ms = f->cap_wait_ms + spread(f->cap_wait_ms, jitter01);
         return out;
     }
 
@@ -147,6 +183,10 @@ policy_action_name(enum policy_action a)
         return "already_sent";
     case POLICY_ORPHANED:
         return "delivery_unknown";
+    case POLICY_QUIET_HOURS:
+        return "quiet_hours";
+    case POLICY_MEMBER_CAPPED:
+        return "member_capped";
     }
     return "unknown";
 }

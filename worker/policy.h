@@ -18,6 +18,8 @@ struct policy_facts {
     long deferrals;       /* ledger rows 'deferred' since the last sent one */
     const char *ledger_status; /* this due occurrence's ledger row status, or NULL */
     long ledger_attempts;
+    long long cap_wait_ms;   /* > 0: the member had a prompt too recently; wait this long */
+    long long quiet_wait_ms; /* > 0: inside quiet hours; they end in this long */
 };
 
 enum policy_action {
@@ -30,6 +32,8 @@ enum policy_action {
     POLICY_INVALID_ADDRESS,   /* the member's address cannot be used: skip with an event */
     POLICY_ALREADY_SENT,      /* the ledger says this occurrence was delivered: finalise only */
     POLICY_ORPHANED,          /* a dead worker left it 'sending': finalise, do not resend */
+    POLICY_QUIET_HOURS,       /* not now: deferred to the end of the quiet hours */
+    POLICY_MEMBER_CAPPED,     /* not now: the member's prompt frequency cap; deferred */
 };
 
 enum policy_unknown { POLICY_UNKNOWN_SKIP = 0, POLICY_UNKNOWN_RESEND };
@@ -72,5 +76,10 @@ struct policy_final policy_finalise(enum policy_action a, enum policy_delivery d
                                     double jitter01);
 
 const char *policy_action_name(enum policy_action a);
+
+/* How long until the quiet hours [start_min, end_min) (minutes of the local day; the window
+ * may wrap past midnight) end, seen from local time now_s (seconds of the local day). 0 when
+ * outside them, or when start_min == end_min (no quiet hours). */
+long long policy_quiet_wait_ms(int start_min, int end_min, int now_s);
 
 #endif

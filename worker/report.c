@@ -64,6 +64,8 @@ static const struct report_outcome outcomes[] = {
     OUTCOME("released", released),
     OUTCOME("lost_lease", lost_leases),
     OUTCOME("superseded", superseded),
+    OUTCOME("quiet_hours", quiet_hours),
+    OUTCOME("member_capped", member_capped),
 };
 #undef OUTCOME
 /* clang-format on */

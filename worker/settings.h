@@ -13,6 +13,13 @@
 struct config;
 struct config_key;
 
+/* Which of the member's notification preferences must allow a prompt (email.consent). */
+enum consent_basis {
+    CONSENT_ORDER_UPDATES = 0, /* as the storefront does: order_updates (default true) */
+    CONSENT_MARKETING,         /* marketing_messages (default false: opt-in) */
+    CONSENT_BOTH,              /* both */
+};
+
 enum unknown_delivery_policy {
     UNKNOWN_DELIVERY_SKIP = 0, /* do not resend; record that delivery is unknown */
     UNKNOWN_DELIVERY_RESEND,   /* resend once with the same Message-ID */
@@ -53,6 +60,10 @@ struct settings {
     int max_prompts;
     int concurrency;
     enum unknown_delivery_policy on_unknown_delivery;
+    long long member_min_interval_ms; /* at most one prompt per member per this; 0 = no cap */
+    char *quiet_hours;                /* "HH:MM-HH:MM" local to quiet_hours_zone, or NULL */
+    char *quiet_hours_zone;           /* IANA zone name, checked by PostgreSQL */
+    int quiet_start_min, quiet_end_min; /* parsed from quiet_hours (equal when none) */
 
     /* schedule (run) */
     long long schedule_interval_ms;
@@ -63,6 +74,7 @@ struct settings {
     long long schedule_retry_jitter_ms;
 
     /* email */
+    enum consent_basis consent; /* email.consent */
     char *resume_url;         /* RESUME_URL */
     char *unsubscribe_url;    /* UNSUBSCRIBE_URL, optional */
     char *templates_dir;      /* optional override directory */

@@ -15,10 +15,11 @@
 #define CONTEXT_SELECT(src)                                                                    \
     "SELECT l.id::text, l.due_at::text, l.stage::text, o.id::text, o.order_number,"            \
     "       o.total::text, o.currency::text, u.id::text, u.email, u.display_name,"             \
-    "       COALESCE(np.order_updates, true) = false,"                                         \
+    "       COALESCE(np.order_updates, true), COALESCE(np.marketing_messages, false),"         \
     "       lm.id IS NOT NULL, COALESCE(pi.n, 0), COALESCE(ls.sent, 0),"                       \
     "       COALESCE(ls.deferred, 0), cur.status, COALESCE(cur.attempts, 0),"                  \
-    "       (EXTRACT(EPOCH FROM l.due_at) * 1000000)::bigint::text"                           \
+    "       (EXTRACT(EPOCH FROM l.due_at) * 1000000)::bigint::text,"                          \
+    "       (EXTRACT(EPOCH FROM now() - lp.sent_at) * 1000)::bigint"                          \
     "  FROM " src " l"                                                                         \
     "  LEFT JOIN orders o ON o.id = l.order_id"                                                \
     "  LEFT JOIN users u ON u.id = o.user_id"                                                  \
@@ -36,6 +37,8 @@
     "                                      WHERE s.orchestration_id = l.id"                    \
     "                                        AND s.status <> 'deferred') x"                    \
     "                      WHERE d.orchestration_id = l.id) ls ON true"                        \
+    "  LEFT JOIN LATERAL (SELECT max(p.sent_at) AS sent_at FROM recovery_deliveries p"        \
+    "                      WHERE p.user_id = u.id AND p.status = 'sent') lp ON true"          \
     "  LEFT JOIN recovery_deliveries cur"                                                      \
     "         ON cur.orchestration_id = l.id AND cur.due_at = l.due_at"                        \
     " ORDER BY l.due_at, l.id"
@@ -51,7 +54,8 @@ enum {
     COL_USER,
     COL_EMAIL,
     COL_NAME,
-    COL_OPTED_OUT,
+    COL_ORDER_UPDATES,
+    COL_MARKETING,
     COL_HAS_MEMBER,
     COL_PENDING,
     COL_SENT,
@@ -59,6 +63,7 @@ enum {
     COL_LEDGER_STATUS,
     COL_LEDGER_ATTEMPTS,
     COL_DUE_US,
+    COL_SINCE_PROMPT,
 };
 
 /* After a `due` CTE of ids: lease them ($2 ms) to run $3, record the claims, read the
@@ -159,7 +164,10 @@ read_batch(struct db_res *r, struct store_batch *out, struct err *e)
         row->user_id = dup_or_null(db_res_get(r, i, COL_USER));
         row->email = dup_or_null(db_res_get(r, i, COL_EMAIL));
         row->display_name = dup_or_null(db_res_get(r, i, COL_NAME));
-        row->opted_out = to_bool(db_res_get(r, i, COL_OPTED_OUT));
+        row->order_updates = to_bool(db_res_get(r, i, COL_ORDER_UPDATES));
+        row->marketing_messages = to_bool(db_res_get(r, i, COL_MARKETING));
+        const char *since = db_res_get(r, i, COL_SINCE_PROMPT);
+        row->since_last_prompt_ms = since != NULL ? strtoll(since, NULL, 10) : -1;
         row->has_member = to_bool(db_res_get(r, i, COL_HAS_MEMBER));
         row->pending_intents = to_long(db_res_get(r, i, COL_PENDING));
         row->prompts_sent = to_long(db_res_get(r, i, COL_SENT));
@@ -292,14 +300,16 @@ static const char SQL_LEDGER_BEGIN[] =
     "         WITH ORDINALITY AS t(id, due_at, mid, ord)"
     "), ins AS ("
     "  INSERT INTO recovery_deliveries AS d"
-    "         (orchestration_id, due_at, message_id, status, attempts, run_id)"
-    "  SELECT i.id, i.due_at, i.mid, 'sending', 1, $1 FROM input i"
+    "         (orchestration_id, due_at, message_id, status, attempts, run_id, user_id)"
+    "  SELECT i.id, i.due_at, i.mid, 'sending', 1, $1, o.user_id FROM input i"
     "    JOIN checkout_orchestrations c ON c.id = i.id AND c.stage_status = 'waiting'"
     "                                  AND c.next_action_at = i.due_at"
+    "    JOIN orders o ON o.id = c.order_id"
     "    JOIN recovery_claims r ON r.orchestration_id = i.id AND r.run_id = $1"
     "                          AND r.due_at = i.due_at"
     "  ON CONFLICT (orchestration_id, due_at) DO UPDATE"
     "     SET status = 'sending', run_id = EXCLUDED.run_id, updated_at = now(),"
+    "         user_id = EXCLUDED.user_id,"
     "         attempts = d.attempts + CASE WHEN d.status = 'released' THEN 0 ELSE 1 END,"
     "         smtp_code = NULL, smtp_enhanced = NULL, smtp_text = NULL"
     "   WHERE d.status IN ('released', 'deferred')"
@@ -504,6 +514,20 @@ store_release(struct db *db, const char *run_id, const struct store_batch *b, co
     arrays_free(&a);
     if (rc != ERR_OK)
         err_prefix(e, "release");
+    return rc;
+}
+
+int
+store_local_time(struct db *db, const char *zone, int *seconds_of_day, struct err *e)
+{
+    const char *params[] = {zone};
+    struct db_res *r = NULL;
+    int rc = db_exec(db,
+                     "SELECT EXTRACT(EPOCH FROM (now() AT TIME ZONE $1)::time)::int", 1, params,
+                     &r, e);
+    if (rc == ERR_OK)
+        *seconds_of_day = (int)to_long(db_res_get(r, 0, 0));
+    db_res_free(r);
     return rc;
 }
 

@@ -28,7 +28,9 @@ struct store_row {
     char *user_id;         /* the order's user, NULL when none */
     char *email;
     char *display_name;
-    bool opted_out;
+    bool order_updates;      /* the member's preference (true when they have none) */
+    bool marketing_messages; /* the member's preference (false when they have none) */
+    long long since_last_prompt_ms; /* since any prompt to this member was sent; -1 never */
     bool has_member;
     long pending_intents;
     long prompts_sent;
@@ -95,6 +97,10 @@ int store_finalise(struct db *db, const char *run_id, const struct store_batch *
 /* Gives claimed rows back (lease cleared) when the sweep stops before handling them. */
 int store_release(struct db *db, const char *run_id, const struct store_batch *b,
                   const size_t *idx, size_t n, struct err *e);
+
+/* The time of day in the IANA zone, in seconds since local midnight. ERR_DATA when
+ * PostgreSQL does not know the zone. */
+int store_local_time(struct db *db, const char *zone, int *seconds_of_day, struct err *e);
 
 /* Count of due orchestrations and the age of the oldest, in seconds. */
 int store_due_stats(struct db *db, long *due, double *oldest_age_s, struct err *e);

@@ -21,6 +21,7 @@
 
 /* Everything the sweep decided and learned about one claimed row. */
 struct item {
+    struct policy_facts facts; /* as decided; finalise uses the same */
     enum policy_action action;
     enum policy_delivery delivery;
     char message_id[160];
@@ -39,6 +40,7 @@ struct ctx {
     struct sweep_summary *sum;
     struct smtp_config smtp;
     struct links *links;    /* signs resume and unsubscribe links; read-only while sending */
+    long long quiet_wait_ms; /* > 0 while inside the quiet hours (per batch) */
     unsigned int seed;
 };
 
@@ -80,20 +82,53 @@ build_message_id(char *out, size_t n, const struct store_row *row, const char *s
 }
 
 
-static struct policy_facts
-facts_of(const struct store_row *row)
+/* Whether the member's preferences allow a prompt under the configured consent basis. */
+static bool
+consents(const struct settings *s, const struct store_row *row)
 {
+    switch (s->consent) {
+    case CONSENT_ORDER_UPDATES:
+        return row->order_updates;
+    case CONSENT_MARKETING:
+        return row->marketing_messages;
+    case CONSENT_BOTH:
+        return row->order_updates && row->marketing_messages;
+    }
+    return false;
+}
+
+static const char *
+consent_name(enum consent_basis b)
+{
+    switch (b) {
+    case CONSENT_ORDER_UPDATES:
+        return "order_updates";
+    case CONSENT_MARKETING:
+        return "marketing_messages";
+    case CONSENT_BOTH:
+        return "order_updates+marketing_messages";
+    }
+    return "order_updates";
+}
+
+static struct policy_facts
+facts_of(const struct ctx *c, const struct store_row *row)
+{
+    long long window = c->s->member_min_interval_ms;
+    long long since = row->since_last_prompt_ms;
     struct policy_facts f = {
         .order_found = row->order_id != NULL,
         .has_user = row->user_id != NULL && row->email != NULL,
         .email_valid = row->email != NULL && smtp_address_valid(row->email),
-        .opted_out = row->opted_out,
+        .opted_out = !consents(c->s, row),
         .has_member = row->has_member,
         .pending_intents = row->pending_intents,
         .prompts_sent = row->prompts_sent,
         .deferrals = row->deferrals,
         .ledger_status = row->ledger_status,
         .ledger_attempts = row->ledger_attempts,
+        .cap_wait_ms = window > 0 && since >= 0 && since < window ? window - since : 0,
+        .quiet_wait_ms = c->quiet_wait_ms,
     };
     return f;
 }
@@ -135,6 +170,63 @@ render(const struct ctx *c, const struct store_row *row, struct item *it, struct
     return rc;
 }
 
+/* Whether now is inside the quiet hours, in their zone (asked of PostgreSQL, which knows
+ * the zones and their daylight saving). */
+static int
+quiet_now(struct ctx *c, struct err *e)
+{
+    c->quiet_wait_ms = 0;
+    if (c->s->quiet_start_min == c->s->quiet_end_min)
+        return ERR_OK;
+    int now_s = 0;
+    int rc = store_local_time(c->db, c->s->quiet_hours_zone, &now_s, e);
+    if (rc == ERR_DATA)
+        return err_set(e, ERR_CONFIG, "sweep.quiet_hours_zone: unknown time zone \"%s\"",
+                       c->s->quiet_hours_zone);
+    if (rc == ERR_OK)
+        c->quiet_wait_ms = policy_quiet_wait_ms(c->s->quiet_start_min, c->s->quiet_end_min, now_s);
+    return rc;
+}
+
+struct member_ref {
+    const char *user_id;
+    size_t row;
+};
+
+static int
+member_cmp(const void *a, const void *b)
+{
+    const struct member_ref *x = a, *y = b;
+    int d = strcmp(x->user_id, y->user_id);
+    return d != 0 ? d : (x->row > y->row) - (x->row < y->row);
+}
+
+/* The frequency cap within one batch: a member with several due orchestrations gets one
+ * prompt now (the oldest due), and the others wait out the cap like any capped row. */
+static void
+cap_within_batch(const struct ctx *c, const struct store_batch *b, struct item *items)
+{
+    long long window = c->s->member_min_interval_ms;
+    if (window <= 0)
+        return;
+    struct member_ref *refs = calloc(b->n ? b->n : 1, sizeof *refs);
+    if (refs == NULL)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (items[i].action == POLICY_SEND && b->rows[i].user_id != NULL)
+            refs[n++] = (struct member_ref){b->rows[i].user_id, i};
+    qsort(refs, n, sizeof *refs, member_cmp);
+    for (size_t k = 1; k < n; k++) {
+        if (strcmp(refs[k].user_id, refs[k - 1].user_id) != 0)
+            continue;
+        struct item *it = &items[refs[k].row];
+        it->facts.cap_wait_ms = window;
+        it->action = POLICY_MEMBER_CAPPED;
+    }
+    free(refs);
+}
+
 /* Decide every row; render the prompts of those to send. */
 static void
 decide(struct ctx *c, const struct store_batch *b, struct item *items)
@@ -146,11 +238,15 @@ decide(struct ctx *c, const struct store_batch *b, struct item *items)
                           : POLICY_UNKNOWN_SKIP,
     };
     for (size_t i = 0; i < b->n; i++) {
-        const struct store_row *row = &b->rows[i];
-        struct policy_facts f = facts_of(row);
         struct item *it = &items[i];
-        it->action = policy_decide(&f, &rules);
+        it->facts = facts_of(c, &b->rows[i]);
+        it->action = policy_decide(&it->facts, &rules);
         buf_init(&it->message, 0);
+    }
+    cap_within_batch(c, b, items);
+    for (size_t i = 0; i < b->n; i++) {
+        const struct store_row *row = &b->rows[i];
+        struct item *it = &items[i];
         if (it->action != POLICY_SEND)
             continue;
         build_message_id(it->message_id, sizeof it->message_id, row, c->s->sender_email);
@@ -324,6 +420,12 @@ count(struct sweep_summary *sum, const struct item *it, const struct policy_fina
     case POLICY_ORPHANED:
         sum->unknown++;
         return;
+    case POLICY_QUIET_HOURS:
+        sum->quiet_hours++;
+        return;
+    case POLICY_MEMBER_CAPPED:
+        sum->member_capped++;
+        return;
     case POLICY_ESCALATE_NO_ORDER:
     case POLICY_ESCALATE_NO_USER:
         return;
@@ -370,7 +472,7 @@ payload_of(const struct ctx *c, const struct store_row *row, const struct item *
     if (f->stop)
         json_object_set_new(p, "nudgesStopped", json_true());
     if (it->action == POLICY_SEND || it->action == POLICY_OPT_OUT)
-        json_object_set_new(p, "consentBasis", json_string("order_updates"));
+        json_object_set_new(p, "consentBasis", json_string(consent_name(c->s->consent)));
     return p;
 }
 
@@ -414,8 +516,7 @@ finalise(struct ctx *c, const struct store_batch *b, struct item *items,
             continue;
         const struct store_row *row = &b->rows[i];
         const struct smtp_message *m = it->action == POLICY_SEND ? &msgs[it->send_slot] : NULL;
-        struct policy_facts f = facts_of(row);
-        pf[n] = policy_finalise(it->action, it->delivery, &f, &timing, jitter(c));
+        pf[n] = policy_finalise(it->action, it->delivery, &it->facts, &timing, jitter(c));
         json_t *patch = json_pack("{s:s}", "lastRecoveryOutcome", pf[n].outcome);
         if (pf[n].note != NULL)
             json_object_set_new(patch, "note", json_string(pf[n].note));
@@ -497,8 +598,11 @@ batch_prepare(struct ctx *c, struct batch *bt, struct err *e)
     if (bt->items == NULL)
         return err_set(e, ERR_INTERNAL, "out of memory");
     failpoint("after_claim");
+    int rc = quiet_now(c, e);
+    if (rc != ERR_OK)
+        return rc;
     decide(c, b, bt->items);
-    int rc = mark_orphans(c, b, bt->items, e);
+    rc = mark_orphans(c, b, bt->items, e);
     if (rc != ERR_OK)
         return rc;
     for (size_t i = 0; i < b->n; i++)
@@ -666,10 +770,10 @@ dry_run(struct ctx *c, struct err *e)
             const struct store_row *row = &b.rows[i];
             struct item *it = &items[i];
             it->delivery = POLICY_DELIVERY_SENT; /* what a send would be counted as */
-            struct policy_facts f = facts_of(row);
             struct policy_timing timing = {c->s->retry_interval_ms, c->s->backoff_base_ms,
                                            c->s->backoff_max_ms};
-            struct policy_final pf = policy_finalise(it->action, it->delivery, &f, &timing, 0);
+            struct policy_final pf =
+                policy_finalise(it->action, it->delivery, &it->facts, &timing, 0);
             json_t *line = json_pack("{s:b,s:s,s:s?,s:s,s:s,s:s?,s:b}", "dry_run", 1,
                                      "orchestration_id", row->id, "order_id", row->order_id,
                                      "action", policy_action_name(it->action), "outcome",
@@ -843,7 +947,7 @@ sweep_run(struct db *db, const struct settings *s, const struct prompt_templates
 json_t *
 sweep_summary_json(const struct sweep_summary *sum)
 {
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
                      "processed", (json_int_t)sum->processed,
                      "nudges_sent", (json_int_t)sum->nudges_sent,
                      "skipped_opt_out", (json_int_t)sum->skipped_opt_out,
@@ -858,5 +962,7 @@ sweep_summary_json(const struct sweep_summary *sum)
                      "released", (json_int_t)sum->released,
                      "lost_leases", (json_int_t)sum->lost_leases,
                      "superseded", (json_int_t)sum->superseded,
+                     "quiet_hours", (json_int_t)sum->quiet_hours,
+                     "member_capped", (json_int_t)sum->member_capped,
                      "duration_ms", (json_int_t)sum->duration_ms);
 }

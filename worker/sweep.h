@@ -44,6 +44,8 @@ struct sweep_summary {
     long released;
     long lost_leases;
     long superseded;
+    long quiet_hours;
+    long member_capped;
     long batches;
     long long duration_ms;
 };

@@ -183,6 +183,45 @@ test_policy_sent_moves_next_action_by_the_retry_interval(void **state)
     assert_null(r.note);
 }
 
+static void
+test_policy_quiet_hours_defer_to_their_end(void **state)
+{
+    /* 22:00-08:00, wrapping midnight */
+    assert_int_equal(policy_quiet_wait_ms(22 * 60, 8 * 60, 23 * 3600), 9LL * 3600 * 1000);
+    assert_int_equal(policy_quiet_wait_ms(22 * 60, 8 * 60, 7 * 3600 + 59 * 60), 60 * 1000);
+    assert_int_equal(policy_quiet_wait_ms(22 * 60, 8 * 60, 8 * 3600), 0);
+    assert_int_equal(policy_quiet_wait_ms(22 * 60, 8 * 60, 12 * 3600), 0);
+    /* 01:00-06:00, within one day */
+    assert_int_equal(policy_quiet_wait_ms(60, 360, 0), 0);
+    assert_int_equal(policy_quiet_wait_ms(60, 360, 3600), 5LL * 3600 * 1000);
+    /* equal ends: no quiet hours */
+    assert_int_equal(policy_quiet_wait_ms(0, 0, 100), 0);
+
+    struct policy_facts f = eligible();
+    f.quiet_wait_ms = 3600 * 1000;
+    f.cap_wait_ms = 10;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_QUIET_HOURS);
+    struct policy_final r = policy_finalise(POLICY_QUIET_HOURS, POLICY_DELIVERY_NONE, &f,
+                                            &timing, 0.5);
+    assert_true(r.next_ms >= f.quiet_wait_ms && r.next_ms <= f.quiet_wait_ms + 600000);
+    assert_false(r.stop);
+    assert_string_equal(r.outcome, "quiet_hours");
+}
+
+static void
+test_policy_member_cap_defers_and_opt_out_still_wins(void **state)
+{
+    struct policy_facts f = eligible();
+    f.cap_wait_ms = 5000;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_MEMBER_CAPPED);
+    struct policy_final r = policy_finalise(POLICY_MEMBER_CAPPED, POLICY_DELIVERY_NONE, &f,
+                                            &timing, 0);
+    assert_int_equal(r.next_ms, 5000);
+    assert_string_equal(r.outcome, "member_capped");
+    f.opted_out = true;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_OPT_OUT);
+}
+
 int
 main(void)
 {
@@ -200,6 +239,8 @@ main(void)
         cmocka_unit_test(test_policy_deferral_backs_off_exponentially_with_bounded_jitter),
         cmocka_unit_test(test_policy_permanent_refusal_escalates_and_stops),
         cmocka_unit_test(test_policy_sent_moves_next_action_by_the_retry_interval),
+        cmocka_unit_test(test_policy_quiet_hours_defer_to_their_end),
+        cmocka_unit_test(test_policy_member_cap_defers_and_opt_out_still_wins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
