@@ -1028,6 +1028,11 @@ config_problem(struct config *c, const char *key, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
+    /* A reason may quote a value: keep the problem on one line, as config_report promises. */
+    for (char *p = reason; *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    }
     long i = find_key(c, key, strlen(key));
     if (i < 0) {
         add_problem(c, "%s: %s", key, reason);

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "mime.h"
 #include "token.h"
 
 #define SEC 1000LL
@@ -366,6 +367,27 @@ check_optional_url(struct config *c, const char *key, const char *url)
         config_problem(c, key, "must start with http:// or https://");
 }
 
+/* A link goes into every prompt as it is, and prompt_render refuses any other: a lower-case
+ * http:// or https:// URL of printable ASCII without spaces, quotes, angle brackets,
+ * backslashes or backticks. Refused here, such a value is a start-up error rather than every
+ * prompt failing at send time. */
+static void
+check_link_url(struct config *c, const char *key, const char *url)
+{
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+        config_problem(c, key, "must start with http:// or https://");
+        return;
+    }
+    for (const unsigned char *p = (const unsigned char *)url; *p != '\0'; p++) {
+        if (*p <= ' ' || *p >= 0x7F || strchr("<>\"'\\`", *p) != NULL) {
+            config_problem(c, key,
+                           "must not contain spaces, quotes, <, >, \\, ` or non-ASCII characters "
+                           "(percent-encode them)");
+            return;
+        }
+    }
+}
+
 /* The key ring parses (each secret long enough, kids valid and unique), and an unsubscribe
  * link is never unsigned: anyone could then opt out any member by editing the URL. */
 static void
@@ -394,7 +416,10 @@ check(struct config *c, const struct settings *s)
         config_problem(c, "smtp.tls",
                        "\"tls\" (implicit TLS, port 465) is not supported by libESMTP 1.1.0; use "
                        "starttls, or none towards a relay on loopback");
-    if (!is_set(s->sender_email) || !smtp_address_valid(s->sender_email))
+    /* Both the envelope (smtp) and the From header (mime) must accept it; mime refuses
+     * address literals such as shop@[192.0.2.1], which would fail every prompt. */
+    if (!is_set(s->sender_email) || !smtp_address_valid(s->sender_email) ||
+        !mime_address_valid(s->sender_email))
         config_problem(c, "smtp.sender_email", "\"%s\" is not a valid email address",
                        s->sender_email != NULL ? s->sender_email : "");
     if (is_set(s->smtp_username) && !is_set(s->smtp_password))
@@ -416,9 +441,12 @@ check(struct config *c, const struct settings *s)
         config_problem(c, "schedule.jitter", "%s is not shorter than schedule.interval (%s)", a, b);
     }
 
-    if (!is_set(s->resume_url) || !is_http_url(s->resume_url))
+    if (!is_set(s->resume_url))
         config_problem(c, "email.resume_url", "must start with http:// or https://");
-    check_optional_url(c, "email.unsubscribe_url", s->unsubscribe_url);
+    else
+        check_link_url(c, "email.resume_url", s->resume_url);
+    if (is_set(s->unsubscribe_url))
+        check_link_url(c, "email.unsubscribe_url", s->unsubscribe_url);
     check_optional_url(c, "metrics.pushgateway_url", s->pushgateway_url);
     check_optional_url(c, "metrics.heartbeat_url", s->heartbeat_url);
     check_link_keys(c, s);

@@ -526,6 +526,21 @@ test_config_late_problem_points_at_origin(void **state)
     assert_null(config_problem_at(f->c, 3));
 }
 
+/* Found by tests/fuzz/fuzz_config: a reason quoting a value with a line break made one
+ * problem into several lines, which could pass for problems of other keys. */
+static void
+test_config_late_problem_stays_on_one_line(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(load(f, NULL), 0);
+    config_problem(f->c, "smtp.port", "\"%s\" is odd", "25\nsmtp.host: forged\r\x01\x7f");
+    config_problem(f->c, "no.such_key", "tab\there");
+    assert_int_equal(config_problem_count(f->c), 2);
+    assert_string_equal(config_problem_at(f->c, 0),
+                        "smtp.port: \"25?smtp.host: forged???\" is odd");
+    assert_string_equal(config_problem_at(f->c, 1), "no.such_key: tab?here");
+}
+
 static void
 test_config_report_writes_every_problem_and_keeps_the_first(void **state)
 {
@@ -779,6 +794,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_config_unreadable_file_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_late_problem_points_at_origin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_late_problem_stays_on_one_line, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_config_report_writes_every_problem_and_keeps_the_first,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_print_masks_secrets_and_shows_origins, setup,

@@ -394,6 +394,56 @@ test_settings_sender_email_is_validated(void **state)
     assert_int_equal(load(f, NULL), ERR_OK);
 }
 
+/* Found by tests/fuzz/fuzz_config: smtp accepts an address literal, the From header does
+ * not, so every prompt failed and each member was recorded as an invalid address. */
+static void
+test_settings_sender_email_must_suit_the_from_header(void **state)
+{
+    struct fixture *f = *state;
+    setenv("SMTP_SENDER_EMAIL", "shop@[192.0.2.1]", 1);
+    assert_int_equal(load(f, NULL), ERR_CONFIG);
+    assert_string_equal(f->e.msg, "environment: SMTP_SENDER_EMAIL: \"shop@[192.0.2.1]\" "
+                                  "is not a valid email address");
+}
+
+/* Found by tests/fuzz/fuzz_config: a value quoted in a problem could hold a line break and
+ * so forge further problem lines. */
+static void
+test_settings_quoted_value_stays_on_one_line(void **state)
+{
+    struct fixture *f = *state;
+    setenv("SMTP_SENDER_EMAIL", "x\nsmtp.host: forged\r", 1);
+    assert_int_equal(load(f, NULL), ERR_CONFIG);
+    assert_string_equal(f->problems, "environment: SMTP_SENDER_EMAIL: \"x?smtp.host: forged?\" "
+                                     "is not a valid email address\n");
+}
+
+/* Found by tests/fuzz/fuzz_config: links go into every prompt as they are, and the prompt
+ * refuses a URL with a space, a quote, non-ASCII or an upper-case scheme. */
+static void
+test_settings_links_must_be_plain_urls(void **state)
+{
+    struct fixture *f = *state;
+    setenv("RESUME_URL", "https://shop.example/check out", 1);
+    assert_int_equal(load(f, NULL), ERR_CONFIG);
+    assert_string_equal(f->e.msg, "environment: RESUME_URL: must not contain spaces, quotes, <, "
+                                  ">, \\, ` or non-ASCII characters (percent-encode them)");
+    setenv("RESUME_URL", "HTTPS://shop.example/checkout", 1);
+    assert_int_equal(load(f, NULL), ERR_CONFIG);
+    assert_string_equal(f->e.msg, "environment: RESUME_URL: must start with http:// or https://");
+    setenv("RESUME_URL", "https://shop.example/caf\xc3\xa9", 1);
+    assert_int_equal(load(f, NULL), ERR_CONFIG);
+    setenv("RESUME_URL", "https://shop.example/caf%C3%A9?a=1&b=~x#top", 1);
+    setenv("RESUME_LINK_SECRET", "0123456789abcdef0123456789abcdef", 1);
+    setenv("UNSUBSCRIBE_URL", "https://shop.example/unsubscribe?x=\"1\"", 1);
+    assert_int_equal(load(f, NULL), ERR_CONFIG);
+    assert_string_equal(f->e.msg, "environment: UNSUBSCRIBE_URL: must not contain spaces, "
+                                  "quotes, <, >, \\, ` or non-ASCII characters (percent-encode "
+                                  "them)");
+    setenv("UNSUBSCRIBE_URL", "https://shop.example/unsubscribe", 1);
+    assert_int_equal(load(f, NULL), ERR_OK);
+}
+
 static void
 test_settings_every_problem_is_reported_at_once(void **state)
 {
@@ -490,6 +540,9 @@ main(void)
         T(test_settings_backoff_base_beyond_max_points_at_the_file),
         T(test_settings_resume_url_needs_http),
         T(test_settings_sender_email_is_validated),
+        T(test_settings_sender_email_must_suit_the_from_header),
+        T(test_settings_quoted_value_stays_on_one_line),
+        T(test_settings_links_must_be_plain_urls),
         T(test_settings_every_problem_is_reported_at_once),
         T(test_settings_print_never_shows_a_secret),
         T(test_settings_short_resume_link_secret_is_refused),
