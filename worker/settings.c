@@ -24,6 +24,8 @@
 /* In enum order: the index stored is the enum value. */
 static const char *const tls_choices[] = {"none", "starttls", "tls", NULL};
 static const char *const unknown_choices[] = {"skip", "resend", NULL};
+static const char *const consent_choices[] = {"order_updates", "marketing_messages", "both",
+                                              NULL};
 static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
 
 _Static_assert(SMTP_TLS_NONE == 0 && SMTP_TLS_STARTTLS == 1 && SMTP_TLS_IMPLICIT == 2,
@@ -193,6 +195,24 @@ static const struct config_key settings_table[] = {
      .choices = unknown_choices,
      .help = "a message sent without a final reply: skip (record it) or resend (same "
              "Message-ID)"},
+    {.path = "sweep.member_min_interval",
+     .type = CONFIG_DURATION,
+     .offset = DUR(member_min_interval_ms),
+     .def = "24h",
+     .min = 0,
+     .max = 30 * DAY,
+     .help = "at most one prompt per member (across all their orders) per this; 0 turns the "
+             "cap off"},
+    {.path = "sweep.quiet_hours",
+     .type = CONFIG_STRING,
+     .offset = STR(quiet_hours),
+     .help = "\"HH:MM-HH:MM\" local time (may wrap midnight) when no prompt is sent; rows "
+             "due then wait for its end"},
+    {.path = "sweep.quiet_hours_zone",
+     .type = CONFIG_STRING,
+     .offset = STR(quiet_hours_zone),
+     .def = "UTC",
+     .help = "IANA time zone of sweep.quiet_hours, e.g. Europe/Berlin"},
 
     /* schedule */
     {.path = "schedule.interval",
@@ -239,6 +259,13 @@ static const struct config_key settings_table[] = {
      .help = "in `run`, a random delay up to this added to each wait"},
 
     /* email */
+    {.path = "email.consent",
+     .type = CONFIG_ENUM,
+     .offset = ENUM(consent),
+     .def = "order_updates",
+     .choices = consent_choices,
+     .help = "the member preference that must allow a prompt: order_updates (as the "
+             "storefront does), marketing_messages (opt-in) or both"},
     {.path = "email.resume_url",
      .type = CONFIG_STRING,
      .offset = STR(resume_url),
@@ -360,6 +387,21 @@ is_http_url(const char *s)
     return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0;
 }
 
+/* "HH:MM-HH:MM" into minutes of the day; start and end must differ. */
+static bool
+parse_quiet_hours(const char *v, int *start, int *end)
+{
+    int h1, m1, h2, m2, n = 0;
+    if (sscanf(v, "%2d:%2d-%2d:%2d%n", &h1, &m1, &h2, &m2, &n) != 4 || v[n] != '\0' ||
+        strlen(v) != 11)
+        return false;
+    if (h1 < 0 || h1 > 23 || m1 < 0 || m1 > 59 || h2 < 0 || h2 > 23 || m2 < 0 || m2 > 59)
+        return false;
+    *start = h1 * 60 + m1;
+    *end = h2 * 60 + m2;
+    return *start != *end;
+}
+
 static void
 check_optional_url(struct config *c, const char *key, const char *url)
 {
@@ -404,6 +446,18 @@ check_link_keys(struct config *c, const struct settings *s)
         config_problem(c, "email.unsubscribe_url",
                        "needs email.resume_link_secret (RESUME_LINK_SECRET) to sign its token");
     }
+}
+
+/* Values derived from others: the quiet hours as minutes of the day. */
+static void
+derive(struct config *c, struct settings *s)
+{
+    s->quiet_start_min = s->quiet_end_min = 0;
+    if (is_set(s->quiet_hours) &&
+        !parse_quiet_hours(s->quiet_hours, &s->quiet_start_min, &s->quiet_end_min))
+        config_problem(c, "sweep.quiet_hours",
+                       "expected HH:MM-HH:MM (24-hour, start and end differ), got \"%s\"",
+                       s->quiet_hours);
 }
 
 /* Checks that need the whole struct; each problem points at where its value came from. */
@@ -489,6 +543,7 @@ settings_load(const char *path, struct settings *out, FILE *problems, struct err
     if (c == NULL)
         return err_set(e, ERR_INTERNAL, "out of memory while loading the configuration");
     config_load(c, out, path, optional);
+    derive(c, out);
     check(c, out);
     empty_to_null(out);
     int rc = config_report(c, problems, e);

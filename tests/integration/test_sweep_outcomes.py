@@ -151,11 +151,12 @@ class SweepOutcomes(WorkerTestCase):
 
     def test_prompt_limit_stops_nudging_with_an_event(self):
         ids = self.seed()
+        no_cap = {"RW_SWEEP_MEMBER_MIN_INTERVAL": "0s"}
         for _ in range(3):
-            self.sweep(expect=0)
+            self.sweep(expect=0, **no_cap)
             self.q("UPDATE checkout_orchestrations SET next_action_at = now() - interval '1s',"
                    " locked_until = NULL WHERE id = %s", ids["orch_id"])
-        r = self.sweep(expect=0)
+        r = self.sweep(expect=0, **no_cap)
         self.assertEqual(r.summary["max_prompts"], 1)
         self.assertEqual(len(self.mails()), 3)
         last = self.events(ids["orch_id"])[-1]

@@ -356,6 +356,8 @@ fixed_summary(void)
     s.released = 11;
     s.lost_leases = 12;
     s.superseded = 13;
+    s.quiet_hours = 14;
+    s.member_capped = 15;
     s.batches = 2;
     s.duration_ms = 1534;
     return s;
@@ -378,6 +380,8 @@ static const char report_head[] =
     "recovery_worker_last_sweep_orchestrations{outcome=\"released\"} 11\n"
     "recovery_worker_last_sweep_orchestrations{outcome=\"lost_lease\"} 12\n"
     "recovery_worker_last_sweep_orchestrations{outcome=\"superseded\"} 13\n"
+    "recovery_worker_last_sweep_orchestrations{outcome=\"quiet_hours\"} 14\n"
+    "recovery_worker_last_sweep_orchestrations{outcome=\"member_capped\"} 15\n"
     "# HELP recovery_worker_last_sweep_processed Orchestrations the last sweep claimed and "
     "processed.\n"
     "# TYPE recovery_worker_last_sweep_processed gauge\n"
@@ -469,7 +473,7 @@ test_report_tables_name_every_family_and_outcome_once(void **state)
     static const char *const labels[] = {
         "sent",     "skipped_opt_out", "no_intents",   "escalated",   "deferred",
         "failed",   "unknown",         "already_sent", "max_prompts", "invalid_address",
-        "released", "lost_lease",      "superseded",
+        "released", "lost_lease",      "superseded",   "quiet_hours", "member_capped",
     };
     size_t k = 0;
     const struct report_outcome *o = report_outcomes(&k);

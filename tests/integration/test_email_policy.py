@@ -1,0 +1,111 @@
+"""Consent basis, the per-member frequency cap and quiet hours, end to end: deferred to when a
+prompt may go, never dropped, never sent twice."""
+import unittest
+import uuid
+
+from harness import WorkerTestCase
+
+
+class Consent(WorkerTestCase):
+
+    def test_marketing_consent_basis_needs_an_opt_in(self):
+        no_row = self.seed()                      # no preferences row: marketing defaults to off
+        opted_in = self.seed(opted_out=False)
+        self.q("UPDATE notification_preferences SET marketing_messages = true WHERE user_id = %s",
+               opted_in["user_id"])
+        r = self.sweep(RW_EMAIL_CONSENT="marketing_messages", expect=0)
+        self.assertEqual((r.summary["nudges_sent"], r.summary["skipped_opt_out"]), (1, 1))
+        self.assertEqual(self.events(opted_in["orch_id"])[0]["payload"]["consentBasis"],
+                         "marketing_messages")
+        self.assertEqual(self.events(no_row["orch_id"])[0]["payload"]["outcome"],
+                         "skipped_opt_out")
+
+    def test_both_requires_both_preferences(self):
+        ids = self.seed(opted_out=False)
+        r = self.sweep(RW_EMAIL_CONSENT="both", expect=0)
+        self.assertEqual(r.summary["skipped_opt_out"], 1)
+        self.assertEqual(self.mails(), [])
+
+
+class FrequencyCap(WorkerTestCase):
+
+    def seed_second_order_for(self, first):
+        """Another due orchestration of the same member."""
+        oid, cid = str(uuid.uuid4()), str(uuid.uuid4())
+        self.q("INSERT INTO orders (id, order_number, user_id, total) VALUES (%s, %s, %s, 5)",
+               oid, "SM-2-" + oid[:6], first["user_id"])
+        self.q("INSERT INTO checkout_orchestrations (id, order_id, user_id, stage_status, metadata,"
+               " next_action_at) VALUES (%s, %s, %s, 'waiting', '{}', now() - interval '1 minute')",
+               cid, oid, first["user_id"])
+        return {"orch_id": cid, "order_id": oid}
+
+    def test_two_due_orchestrations_of_one_member_give_one_prompt_and_defer_the_other(self):
+        first = self.seed(next_action="now() - interval '10 minutes'")
+        second = self.seed_second_order_for(first)
+        r = self.sweep(expect=0)
+        self.assertEqual((r.summary["nudges_sent"], r.summary["member_capped"]), (1, 1))
+        self.assertEqual(len(self.mails()), 1)
+        ev = self.events(second["orch_id"])
+        self.assertEqual(ev[0]["payload"]["outcome"], "member_capped")
+        delay = float(self.q("SELECT EXTRACT(EPOCH FROM next_action_at - now())"
+                             " FROM checkout_orchestrations WHERE id = %s", second["orch_id"])[0][0])
+        self.assertGreater(delay, 23.9 * 3600)
+        self.assertLess(delay, 24 * 3600 + 601)
+
+    def test_member_prompted_recently_is_deferred_until_the_cap_allows(self):
+        first = self.seed()
+        self.sweep(expect=0)
+        second = self.seed_second_order_for(first)
+        r = self.sweep(RW_SWEEP_MEMBER_MIN_INTERVAL="2h", expect=0)
+        self.assertEqual(r.summary["member_capped"], 1)
+        self.assertEqual(len(self.mails()), 1)
+        delay = float(self.q("SELECT EXTRACT(EPOCH FROM next_action_at - now())"
+                             " FROM checkout_orchestrations WHERE id = %s", second["orch_id"])[0][0])
+        self.assertGreater(delay, 2 * 3600 - 60)
+        self.assertLess(delay, 2 * 3600 + 720)
+
+    def test_cap_off_sends_both(self):
+        first = self.seed()
+        self.seed_second_order_for(first)
+        r = self.sweep(RW_SWEEP_MEMBER_MIN_INTERVAL="0s", expect=0)
+        self.assertEqual(r.summary["nudges_sent"], 2)
+
+
+class QuietHours(WorkerTestCase):
+
+    def local_window_around_now(self, zone):
+        """A quiet window from one hour ago to one hour ahead, in zone's local time."""
+        now = self.q("SELECT to_char(now() AT TIME ZONE %s - interval '1 hour', 'HH24:MI'),"
+                     "       to_char(now() AT TIME ZONE %s + interval '1 hour', 'HH24:MI')",
+                     zone, zone)[0]
+        return f"{now[0]}-{now[1]}"
+
+    def test_inside_quiet_hours_rows_are_deferred_to_their_end(self):
+        zone = "Pacific/Auckland"
+        ids = self.seed()
+        r = self.sweep(RW_SWEEP_QUIET_HOURS=self.local_window_around_now(zone),
+                       RW_SWEEP_QUIET_HOURS_ZONE=zone, expect=0)
+        self.assertEqual((r.summary["quiet_hours"], r.summary["nudges_sent"]), (1, 0))
+        self.assertEqual(self.mails(), [])
+        delay = float(self.q("SELECT EXTRACT(EPOCH FROM next_action_at - now())"
+                             " FROM checkout_orchestrations WHERE id = %s", ids["orch_id"])[0][0])
+        self.assertGreater(delay, 3400)
+        self.assertLess(delay, 3600 + 600 + 60)
+        self.assertEqual(self.events(ids["orch_id"])[0]["payload"]["outcome"], "quiet_hours")
+
+    def test_outside_quiet_hours_prompts_go(self):
+        self.seed()
+        window = self.q("SELECT to_char(now() + interval '2 hours', 'HH24:MI') || '-' ||"
+                        "       to_char(now() + interval '3 hours', 'HH24:MI')")[0][0]
+        r = self.sweep(RW_SWEEP_QUIET_HOURS=window, RW_SWEEP_QUIET_HOURS_ZONE="UTC", expect=0)
+        self.assertEqual(r.summary["nudges_sent"], 1)
+
+    def test_unknown_zone_is_a_configuration_error(self):
+        self.seed()
+        r = self.sweep(RW_SWEEP_QUIET_HOURS="22:00-08:00", RW_SWEEP_QUIET_HOURS_ZONE="Mars/Olympus",
+                       expect=78)
+        self.assertIn("quiet_hours_zone", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
