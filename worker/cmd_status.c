@@ -9,6 +9,7 @@
 
 #include "cmd.h"
 #include "log.h"
+#include "prompt.h"
 
 /* One statement builds the whole document, so it is a consistent snapshot. Timestamps are
  * ISO 8601 in UTC, as the storefront's API prints them. */
@@ -93,6 +94,15 @@ cmd_check_config(const struct settings *s, int argc, char **argv)
         fprintf(stderr, "usage: recovery-worker check-config\n");
         return 64;
     }
+    /* the templates are configuration too: a bad one fails here, not at send time */
+    struct err e;
+    err_clear(&e);
+    struct prompt_templates *t = prompt_templates_load(s->templates_dir, &e);
+    if (t == NULL) {
+        fprintf(stderr, "%s\n", e.msg);
+        return err_exit_status(e.code);
+    }
+    prompt_templates_free(t);
     settings_print(s, stdout);
     return 0;
 }
