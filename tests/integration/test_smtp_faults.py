@@ -1,4 +1,5 @@
 """Relay faults, each classified where it is seen and recorded, none lost (SPEC §3, §4)."""
+import os
 import time
 import unittest
 
@@ -125,3 +126,43 @@ class NoServer(WorkerTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class StartTlsWithAuth(WorkerTestCase):
+    """The worker end to end over STARTTLS (certificate verified against SMTP_HOST) and AUTH."""
+    smtp_mode = None
+
+    def start_tls_server(self):
+        import shutil, tempfile
+        from harness import SmtpServer
+        from test_smtp_session import have_openssl, make_ca
+        if not have_openssl():
+            self.skipTest("openssl CLI not found")
+        pki_dir = tempfile.mkdtemp(prefix="rw-pki-", dir=self.tmp)
+        self.pki = make_ca(pki_dir)
+        self.smtp = SmtpServer.start(mode="starttls", maildir=os.path.join(self.tmp, "mail"),
+                                     cert=self.pki["server.pem"], key=self.pki["server.key"],
+                                     user="relay", password="right-password")
+
+    def tls_env(self, ca, password="right-password"):
+        return dict(SMTP_HOST="localhost", SMTP_TLS="starttls", SMTP_CA_FILE=ca,
+                    SMTP_USERNAME="relay", SMTP_PASSWORD=password)
+
+    def test_verified_starttls_and_auth_plain_deliver(self):
+        self.start_tls_server()
+        self.seed()
+        r = self.sweep(expect=0, **self.tls_env(self.pki["ca.pem"]))
+        self.assertEqual(r.summary["nudges_sent"], 1)
+        m = self.mails()[0]
+        self.assertTrue(m.envelope["tls"])
+        self.assertEqual(m.envelope["auth_user"], "relay")
+
+    def test_the_wrong_ca_fails_before_anything_is_sent(self):
+        self.start_tls_server()
+        ids = self.seed()
+        r = self.sweep(expect=69, **self.tls_env(self.pki["other.pem"]))
+        self.assertEqual(r.summary["nudges_sent"], 0)
+        self.assertEqual(self.mails(), [])
+        self.assertIn("certificate verification failed", r.stderr)
+        self.assertFalse(self.orch(ids["orch_id"])["future"], "released, still due")
+        self.assertNotIn("right-password", r.stderr)
