@@ -25,6 +25,8 @@ policy_decide(const struct policy_facts *f, const struct policy_rules *r)
     /* A previous attempt at this same due occurrence decides first: never send twice. */
     if (ledger_is(f, "sent"))
         return POLICY_ALREADY_SENT;
+    if (ledger_is(f, "failed"))
+        return POLICY_ALREADY_FAILED;
     if (ledger_is(f, "sending") || ledger_is(f, "unknown")) {
         if (r->on_unknown == POLICY_UNKNOWN_SKIP || f->ledger_attempts >= 2)
             return POLICY_ORPHANED;
@@ -127,6 +129,12 @@ policy_finalise(enum policy_action a, enum policy_delivery d, const struct polic
         return out;
     case POLICY_ALREADY_SENT:
         return out;
+    case POLICY_ALREADY_FAILED:
+        out.outcome = "failed";
+        out.note = NOTE_REJECTED;
+        out.escalate = true;
+        out.stop = true;
+        return out;
     case POLICY_ORPHANED:
         out.note = NOTE_UNKNOWN;
         return out;
@@ -181,6 +189,8 @@ policy_action_name(enum policy_action a)
         return "invalid_address";
     case POLICY_ALREADY_SENT:
         return "already_sent";
+    case POLICY_ALREADY_FAILED:
+        return "already_failed";
     case POLICY_ORPHANED:
         return "delivery_unknown";
     case POLICY_QUIET_HOURS:

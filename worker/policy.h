@@ -31,6 +31,7 @@ enum policy_action {
     POLICY_MAX_PROMPTS,       /* cap reached: stop nudging, say so */
     POLICY_INVALID_ADDRESS,   /* the member's address cannot be used: skip with an event */
     POLICY_ALREADY_SENT,      /* the ledger says this occurrence was delivered: finalise only */
+    POLICY_ALREADY_FAILED,    /* the relay refused it for good last time: finalise as failed */
     POLICY_ORPHANED,          /* a dead worker left it 'sending': finalise, do not resend */
     POLICY_QUIET_HOURS,       /* not now: deferred to the end of the quiet hours */
     POLICY_MEMBER_CAPPED,     /* not now: the member's prompt frequency cap; deferred */

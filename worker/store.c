@@ -490,11 +490,12 @@ static const char SQL_RELEASE[] =
     "   WHERE r.orchestration_id = i.id AND r.run_id = $1 AND r.due_at = i.due_at"
     "  RETURNING r.orchestration_id AS id, r.due_at"
     ") UPDATE checkout_orchestrations c SET locked_until = NULL FROM mine m"
-    "   WHERE c.id = m.id AND c.next_action_at = m.due_at AND c.stage_status = 'waiting'";
+    "   WHERE $4::boolean AND c.id = m.id AND c.next_action_at = m.due_at"
+    "     AND c.stage_status = 'waiting'";
 
 int
 store_release(struct db *db, const char *run_id, const struct store_batch *b, const size_t *idx,
-              size_t n, struct err *e)
+              size_t n, bool clear_lease, struct err *e)
 {
     if (n == 0)
         return ERR_OK;
@@ -508,8 +509,9 @@ store_release(struct db *db, const char *run_id, const struct store_batch *b, co
     if (!arrays_end(&a))
         rc = err_set(e, ERR_INTERNAL, "release: batch too large");
     if (rc == ERR_OK) {
-        const char *params[] = {run_id, buf_str(&a.col[0]), buf_str(&a.col[1])};
-        rc = db_exec(db, SQL_RELEASE, 3, params, NULL, e);
+        const char *params[] = {run_id, buf_str(&a.col[0]), buf_str(&a.col[1]),
+                                clear_lease ? "true" : "false"};
+        rc = db_exec(db, SQL_RELEASE, 4, params, NULL, e);
     }
     arrays_free(&a);
     if (rc != ERR_OK)

@@ -94,9 +94,11 @@ int store_finalise(struct db *db, const char *run_id, const struct store_batch *
                    const struct store_final *f, size_t n, bool *finalised, bool *lost,
                    struct err *e);
 
-/* Gives claimed rows back (lease cleared) when the sweep stops before handling them. */
+/* Gives claimed rows back. clear_lease: the row is due again at once (the relay failed
+ * before it was offered); otherwise the lease runs out first, so a row this sweep could
+ * not handle is not claimed again by the same sweep. */
 int store_release(struct db *db, const char *run_id, const struct store_batch *b,
-                  const size_t *idx, size_t n, struct err *e);
+                  const size_t *idx, size_t n, bool clear_lease, struct err *e);
 
 /* The time of day in the IANA zone, in seconds since local midnight. ERR_DATA when
  * PostgreSQL does not know the zone. */

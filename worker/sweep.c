@@ -417,6 +417,9 @@ count(struct sweep_summary *sum, const struct item *it, const struct policy_fina
     case POLICY_ALREADY_SENT:
         sum->already_sent++;
         return;
+    case POLICY_ALREADY_FAILED:
+        sum->failed++;
+        return;
     case POLICY_ORPHANED:
         sum->unknown++;
         return;
@@ -658,18 +661,19 @@ batch_complete(struct ctx *c, struct batch *bt, struct err *e)
     const struct store_batch *b = &bt->b;
     struct store_delivery *del = calloc(bt->nsend ? bt->nsend : 1, sizeof *del);
     size_t *release = calloc(bt->nsend ? bt->nsend : 1, sizeof *release);
+    size_t *keep = calloc(bt->nsend ? bt->nsend : 1, sizeof *keep);
     int rc = ERR_OK;
-    if (del == NULL || release == NULL) {
+    if (del == NULL || release == NULL || keep == NULL) {
         rc = err_set(e, ERR_INTERNAL, "out of memory");
         goto out;
     }
-    size_t nd = 0, nrel = 0;
+    size_t nd = 0, nrel = 0, nkeep = 0;
     for (size_t k = 0; k < bt->nsend; k++) {
         struct item *it = &bt->items[bt->idx[k]];
         it->released = !it->ledger_ok;
         if (!it->ledger_ok) {
             /* changed by the storefront (or taken over) since the claim: hands off */
-            release[nrel++] = bt->idx[k];
+            keep[nkeep++] = bt->idx[k];
             c->sum->superseded++;
             continue;
         }
@@ -690,13 +694,16 @@ batch_complete(struct ctx *c, struct batch *bt, struct err *e)
     rc = store_ledger_finish(c->db, b, del, nd, e);
     failpoint("after_ledger_finish");
     if (rc == ERR_OK && nrel > 0)
-        rc = store_release(c->db, c->run_id, b, release, nrel, e);
+        rc = store_release(c->db, c->run_id, b, release, nrel, true, e);
+    if (rc == ERR_OK && nkeep > 0)
+        rc = store_release(c->db, c->run_id, b, keep, nkeep, false, e);
     if (rc == ERR_OK)
         rc = finalise(c, b, bt->items, bt->msgs, e);
     failpoint("after_finalise");
 out:
     free(del);
     free(release);
+    free(keep);
     return rc;
 }
 

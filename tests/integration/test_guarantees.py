@@ -208,6 +208,64 @@ class Races(WorkerTestCase):
         self.assertIsNone(o["next_action_at"])
         self.assertEqual(self.q("SELECT count(*) FROM recovery_claims")[0][0], 0)
 
+    def start(self, env):
+        return subprocess.Popen([RW_BIN, "sweep"], env={**os.environ, **sanitizer_env(), **env},
+                                cwd=self.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    def test_expired_worker_does_not_finalise_while_the_next_one_holds_the_claim(self):
+        # Protects the claim guard in store_finalise: A's lease runs out, B claims and is still
+        # working when A wakes. next_action_at has not moved yet, so only the claim stops A.
+        import json
+        ids = self.seed()
+        a = self.start(self.env(RW_SWEEP_LEASE="5s",
+                                RECOVERY_WORKER_FAILPOINTS="after_ledger_finish=sleep(8000)"))
+        self.assertTrue(wait_for(lambda: len(self.mails()) == 1, 20))
+        time.sleep(5.5)  # A's lease has expired
+        b = self.start(self.env(RW_SWEEP_LEASE="30s",
+                                RECOVERY_WORKER_FAILPOINTS="after_claim=sleep(6000)"))
+        a_out, a_err = a.communicate(timeout=60)
+        b_out, b_err = b.communicate(timeout=60)
+        self.assertEqual((a.returncode, b.returncode), (0, 0), a_err + b_err)
+        b_run = {json.loads(l).get("run_id") for l in b_err.splitlines()} - {None}
+        events = self.events(ids["orch_id"])
+        self.assertEqual(len(self.mails()), 1)
+        self.assertEqual(len(events), 1)
+        self.assertIn(events[0]["payload"]["runId"], b_run,
+                      "the event is written by the worker that holds the claim")
+        self.assertEqual(json.loads(a_out.strip().splitlines()[-1])["lost_leases"], 1)
+
+    def test_storefront_failing_the_order_after_the_claim_means_no_prompt(self):
+        # Protects the stage_status re-check in store_ledger_begin: the storefront's `failed`
+        # keeps next_action_at, so nothing else stands between the claim and a send.
+        ids = self.seed()
+        p = self.start(self.env(RECOVERY_WORKER_FAILPOINTS="after_claim=sleep(3000)"))
+        self.assertTrue(wait_for(lambda: self.q(
+            "SELECT count(*) FROM recovery_claims")[0][0] == 1, 20))
+        self.q("UPDATE checkout_orchestrations SET stage_status = 'failed', locked_until = NULL,"
+               " metadata = '{\"by\": \"storefront\"}' WHERE id = %s", ids["orch_id"])
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(self.mails(), [])
+        self.assertEqual(self.events(ids["orch_id"]), [])
+
+    def test_storefront_change_between_send_and_finalise_is_not_overwritten(self):
+        # Protects the status/due guard in store_finalise.
+        ids = self.seed()
+        p = self.start(self.env(RECOVERY_WORKER_FAILPOINTS="after_ledger_finish=sleep(3000)"))
+        self.assertTrue(wait_for(lambda: len(self.mails()) == 1, 20))
+        self.q("UPDATE checkout_orchestrations SET stage_status = 'in_progress',"
+               " next_action_at = NULL, locked_until = NULL,"
+               " metadata = '{\"by\": \"storefront\"}' WHERE id = %s", ids["orch_id"])
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(self.events(ids["orch_id"]), [])
+        o = self.orch(ids["orch_id"])
+        self.assertEqual((o["status"], o["metadata"]), ("in_progress", {"by": "storefront"}))
+        self.assertIsNone(o["next_action_at"])
+        self.assertEqual([l["status"] for l in self.ledger(ids["orch_id"])], ["sent"],
+                         "the ledger still tells the truth about the delivery")
+
     def test_opt_out_read_at_claim_time_wins(self):
         ids = self.seed(opted_out=False)
         self.q("UPDATE notification_preferences SET order_updates = false WHERE user_id = %s",

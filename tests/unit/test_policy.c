@@ -121,6 +121,19 @@ test_policy_ledger_sent_is_never_sent_again(void **state)
 }
 
 static void
+test_policy_ledger_failed_is_finalised_as_failed_without_sending(void **state)
+{
+    struct policy_facts f = eligible();
+    f.ledger_status = "failed";
+    assert_int_equal(policy_decide(&f, &rules), POLICY_ALREADY_FAILED);
+    struct policy_final r = policy_finalise(POLICY_ALREADY_FAILED, POLICY_DELIVERY_NONE, &f,
+                                            &timing, 0);
+    assert_string_equal(r.outcome, "failed");
+    assert_true(r.escalate);
+    assert_true(r.stop);
+}
+
+static void
 test_policy_orphaned_sending_row_is_not_resent_by_default(void **state)
 {
     struct policy_facts f = eligible();
@@ -234,6 +247,7 @@ main(void)
         cmocka_unit_test(test_policy_prompt_cap_stops_nudging),
         cmocka_unit_test(test_policy_invalid_address_is_skipped_and_escalated),
         cmocka_unit_test(test_policy_ledger_sent_is_never_sent_again),
+        cmocka_unit_test(test_policy_ledger_failed_is_finalised_as_failed_without_sending),
         cmocka_unit_test(test_policy_orphaned_sending_row_is_not_resent_by_default),
         cmocka_unit_test(test_policy_orphaned_sending_row_is_resent_once_when_configured),
         cmocka_unit_test(test_policy_deferral_backs_off_exponentially_with_bounded_jitter),
