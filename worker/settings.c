@@ -413,9 +413,21 @@ check_optional_url(struct config *c, const char *key, const char *url)
  * http:// or https:// URL of printable ASCII without spaces, quotes, angle brackets,
  * backslashes or backticks. Refused here, such a value is a start-up error rather than every
  * prompt failing at send time. */
+/* Limits that leave room for what each prompt adds: "recovery.<uuid>.<micros>@" before the
+ * domain in a 250-character Message-ID; the order id and a token (about 300 characters) in
+ * a 2,048-byte resume link; the token in a List-Unsubscribe header of at most 900. */
+#define SENDER_DOMAIN_MAX 180
+#define RESUME_URL_MAX 1500
+#define UNSUBSCRIBE_URL_MAX 500
+
 static void
-check_link_url(struct config *c, const char *key, const char *url)
+check_link_url(struct config *c, const char *key, const char *url, size_t max)
 {
+    if (strlen(url) > max) {
+        /* the order id and the signed token still have to fit in every prompt's link */
+        config_problem(c, key, "is longer than %zu characters", max);
+        return;
+    }
     if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
         config_problem(c, key, "must start with http:// or https://");
         return;
@@ -476,6 +488,10 @@ check(struct config *c, const struct settings *s)
         !mime_address_valid(s->sender_email))
         config_problem(c, "smtp.sender_email", "\"%s\" is not a valid email address",
                        s->sender_email != NULL ? s->sender_email : "");
+    else if (strlen(strrchr(s->sender_email, '@') + 1) > SENDER_DOMAIN_MAX)
+        /* the Message-ID is built on this domain and must stay within its 250 characters */
+        config_problem(c, "smtp.sender_email", "the domain is longer than %d characters",
+                       SENDER_DOMAIN_MAX);
     if (is_set(s->smtp_username) && !is_set(s->smtp_password))
         config_problem(c, "smtp.username",
                        "is set but smtp.password is not (SMTP_PASSWORD or SMTP_PASSWORD_FILE)");
@@ -498,9 +514,9 @@ check(struct config *c, const struct settings *s)
     if (!is_set(s->resume_url))
         config_problem(c, "email.resume_url", "must start with http:// or https://");
     else
-        check_link_url(c, "email.resume_url", s->resume_url);
+        check_link_url(c, "email.resume_url", s->resume_url, RESUME_URL_MAX);
     if (is_set(s->unsubscribe_url))
-        check_link_url(c, "email.unsubscribe_url", s->unsubscribe_url);
+        check_link_url(c, "email.unsubscribe_url", s->unsubscribe_url, UNSUBSCRIBE_URL_MAX);
     check_optional_url(c, "metrics.pushgateway_url", s->pushgateway_url);
     check_optional_url(c, "metrics.heartbeat_url", s->heartbeat_url);
     check_link_keys(c, s);

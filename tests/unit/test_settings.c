@@ -445,6 +445,28 @@ test_settings_links_must_be_plain_urls(void **state)
 }
 
 static void
+test_settings_links_and_sender_leave_room_for_what_each_prompt_adds(void **state)
+{
+    struct fixture *f = *state;
+    char url[1600];
+    memset(url, 'a', sizeof url - 1);
+    url[sizeof url - 1] = '\0';
+    memcpy(url, "https://x.example/", 18);
+    setenv("RESUME_URL", url, 1);
+    assert_int_equal(load(f, NULL), ERR_CONFIG);
+    assert_string_equal(f->e.msg, "environment: RESUME_URL: is longer than 1500 characters");
+    setenv("RESUME_URL", "https://shop.example/checkout", 1);
+    char sender[260] = "shop@";
+    for (size_t i = 5; i < 5 + 190; i += 10)
+        memcpy(sender + i, "abcdefghi.", 10);
+    memcpy(sender + 195, "example", 8);
+    setenv("SMTP_SENDER_EMAIL", sender, 1);
+    assert_int_equal(load(f, NULL), ERR_CONFIG);
+    assert_string_equal(f->e.msg,
+                        "environment: SMTP_SENDER_EMAIL: the domain is longer than 180 characters");
+}
+
+static void
 test_settings_every_problem_is_reported_at_once(void **state)
 {
     struct fixture *f = *state;
@@ -543,6 +565,7 @@ main(void)
         T(test_settings_sender_email_must_suit_the_from_header),
         T(test_settings_quoted_value_stays_on_one_line),
         T(test_settings_links_must_be_plain_urls),
+        T(test_settings_links_and_sender_leave_room_for_what_each_prompt_adds),
         T(test_settings_every_problem_is_reported_at_once),
         T(test_settings_print_never_shows_a_secret),
         T(test_settings_short_resume_link_secret_is_refused),
