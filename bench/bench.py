@@ -550,7 +550,9 @@ class Bench:
         batches = 0
         try:
             with conn.cursor() as cur:
-                cur.execute("SET TIME ZONE 'UTC'")
+                # the worker's own session settings (worker/cmd_common.c), so the floor does
+                # the same work the same way
+                cur.execute("SET TIME ZONE 'UTC'; SET enable_bitmapscan = off; SET jit = off")
                 cur.execute(sql["setup"])
                 for _ in range(max_batches):
                     cur.execute(sql["truncate"])
