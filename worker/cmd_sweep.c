@@ -158,7 +158,19 @@ cmd_sweep_once(const struct settings *s, const struct prompt_templates *t,
     }
     log_info("sweep started", json_pack("{s:b,s:I}", "dry_run", opt->dry_run, "limit",
                                         (json_int_t)opt->limit));
-    int rc = sweep_run(db, s, t, run_id, opt, &sum, e);
+    /* A second connection lets PostgreSQL record one batch while it claims the next; without
+     * it (e.g. max_connections reached) the sweep runs on one. */
+    struct db *db2 = NULL;
+    if (!opt->dry_run && opt->order_id == NULL) {
+        struct err e2;
+        err_clear(&e2);
+        db2 = cmd_connect(s, false, &e2);
+        if (db2 == NULL)
+            log_warn("second database connection unavailable; sweeping on one",
+                     json_pack("{s:s}", "error", e2.msg));
+    }
+    int rc = sweep_run(db, db2, s, t, run_id, opt, &sum, e);
+    db_close(db2);
     long due = -1;
     double oldest = -1.0;
     if (report && s->pushgateway_url != NULL) {

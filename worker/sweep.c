@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -818,6 +819,85 @@ dry_run(struct ctx *c, struct err *e)
     return rc;
 }
 
+/* Recording and finalising a batch on the second connection, on a thread of its own, so
+ * PostgreSQL works on two batches at once. Counters go to the completion's own summary and
+ * are added to the sweep's when it is joined. */
+struct completion {
+    struct ctx c;
+    struct sweep_summary sum;
+    struct batch *bt;
+    pthread_t tid;
+    bool threaded;
+    int rc;
+    struct err e;
+};
+
+static void *
+completion_run(void *arg)
+{
+    struct completion *cp = arg;
+    cp->rc = batch_complete(&cp->c, cp->bt, &cp->e);
+    return NULL;
+}
+
+static void
+completion_start(struct completion *cp, const struct ctx *c, struct db *db2, struct batch *bt)
+{
+    cp->c = *c;
+    memset(&cp->sum, 0, sizeof cp->sum);
+    cp->c.sum = &cp->sum;
+    cp->c.seed = c->seed ^ (unsigned int)(uintptr_t)bt;
+    cp->bt = bt;
+    cp->rc = ERR_OK;
+    err_clear(&cp->e);
+    cp->threaded = false;
+    if (db2 != NULL) {
+        cp->c.db = db2;
+        cp->threaded = pthread_create(&cp->tid, NULL, completion_run, cp) == 0;
+        if (cp->threaded)
+            return;
+        cp->c.db = c->db;
+    }
+    completion_run(cp); /* one connection, or no thread: do it here and now */
+}
+
+static void
+summary_add(struct sweep_summary *to, const struct sweep_summary *from)
+{
+    to->nudges_sent += from->nudges_sent;
+    to->skipped_opt_out += from->skipped_opt_out;
+    to->no_intents += from->no_intents;
+    to->escalations += from->escalations;
+    to->deferred += from->deferred;
+    to->failed += from->failed;
+    to->unknown += from->unknown;
+    to->already_sent += from->already_sent;
+    to->max_prompts += from->max_prompts;
+    to->invalid_address += from->invalid_address;
+    to->released += from->released;
+    to->lost_leases += from->lost_leases;
+    to->superseded += from->superseded;
+    to->quiet_hours += from->quiet_hours;
+    to->member_capped += from->member_capped;
+}
+
+/* Waits for the completion in progress (if any), adds its counters, keeps the first error. */
+static void
+completion_join(struct completion *cp, struct sweep_summary *sum, int *rc, struct err *e)
+{
+    if (cp->bt == NULL)
+        return;
+    if (cp->threaded)
+        pthread_join(cp->tid, NULL);
+    summary_add(sum, &cp->sum);
+    if (cp->rc != ERR_OK && *rc == ERR_OK) {
+        *rc = cp->rc;
+        *e = cp->e;
+    }
+    batch_free(cp->bt);
+    cp->bt = NULL;
+}
+
 /* One line, redrawn in place: only ever called when stderr is a terminal. */
 static void
 draw_progress(long done, long due, long long elapsed_ms)
@@ -847,9 +927,9 @@ smtp_config_of(const struct settings *s, struct smtp_config *out)
 }
 
 int
-sweep_run(struct db *db, const struct settings *s, const struct prompt_templates *t,
-          const char *run_id, const struct sweep_options *opt, struct sweep_summary *sum,
-          struct err *e)
+sweep_run(struct db *db, struct db *db2, const struct settings *s,
+          const struct prompt_templates *t, const char *run_id,
+          const struct sweep_options *opt, struct sweep_summary *sum, struct err *e)
 {
     long long started = now_ms();
     memset(sum, 0, sizeof *sum);
@@ -879,8 +959,10 @@ sweep_run(struct db *db, const struct settings *s, const struct prompt_templates
     err_clear(e);
     if (remaining >= 0 && due > remaining)
         due = remaining;
-    /* cur is with the relay while next is claimed and prepared; see struct batch. */
+    /* Three batches in flight: cur is with the relay, next is claimed and prepared on db,
+     * and the one before cur is recorded and finalised on db2 by the completer. */
     struct batch *cur = NULL;
+    struct completion done = {0};
     bool more = true;
     int relay_rc = ERR_OK;
     struct err relay_err;
@@ -913,33 +995,21 @@ sweep_run(struct db *db, const struct settings *s, const struct prompt_templates
         if (next != NULL && relay_rc == ERR_OK)
             batch_start(&c, next);
         if (cur != NULL) {
-            struct err ce;
-            err_clear(&ce);
-            int crc = batch_complete(&c, cur, &ce);
-            if (crc != ERR_OK && rc == ERR_OK) {
-                rc = crc;
-                *e = ce;
-            }
-            batch_free(cur);
+            completion_join(&done, sum, &rc, e);
             if (progress)
                 draw_progress(sum->processed, due, now_ms() - started);
+            completion_start(&done, &c, db2, cur);
         }
         cur = next;
         if (cur != NULL && relay_rc != ERR_OK) {
-            batch_wait(cur);
-            struct err ce;
-            err_clear(&ce);
-            int crc = batch_complete(&c, cur, &ce);
-            if (crc != ERR_OK && rc == ERR_OK) {
-                rc = crc;
-                *e = ce;
-            }
-            batch_free(cur);
+            completion_join(&done, sum, &rc, e);
+            completion_start(&done, &c, db2, cur);
             cur = NULL;
         }
         if (cur == NULL)
             break;
     }
+    completion_join(&done, sum, &rc, e);
     if (rc == ERR_OK && relay_rc != ERR_OK) {
         rc = relay_rc;
         *e = relay_err;

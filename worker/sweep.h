@@ -50,12 +50,13 @@ struct sweep_summary {
     long long duration_ms;
 };
 
-/* Runs one sweep. Returns ERR_OK when it completed, ERR_UNAVAILABLE when the database or
- * the relay failed and the sweep was cut short (what was done is finalised, the rest is
- * released or left to lease expiry), other codes for internal errors. */
-int sweep_run(struct db *db, const struct settings *s, const struct prompt_templates *t,
-              const char *run_id, const struct sweep_options *opt, struct sweep_summary *sum,
-              struct err *e);
+/* Runs one sweep. db claims and prepares batches; db2 (optional, may be NULL) records and
+ * finalises them at the same time. Returns ERR_OK when it completed, ERR_UNAVAILABLE when
+ * the database or the relay failed and the sweep was cut short (what was done is finalised,
+ * the rest is released or left to lease expiry), other codes for internal errors. */
+int sweep_run(struct db *db, struct db *db2, const struct settings *s,
+              const struct prompt_templates *t, const char *run_id,
+              const struct sweep_options *opt, struct sweep_summary *sum, struct err *e);
 
 /* The SPEC's summary line (processed, nudges_sent, ...), new JSON object. */
 json_t *sweep_summary_json(const struct sweep_summary *sum);
