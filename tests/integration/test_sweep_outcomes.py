@@ -222,6 +222,35 @@ class SweepOutcomes(WorkerTestCase):
             self.assertIn("lastRecoverySweepAt", o["metadata"], name)
         self.assertEqual(self.orch(cases["huge"]["orch_id"])["metadata"]["keep"], 1)
 
+    def test_progress_is_drawn_on_a_terminal_and_never_otherwise(self):
+        import os, pty, subprocess
+        from harness import RW_BIN, sanitizer_env
+        self.seed_many(30)
+        master, slave = pty.openpty()
+        env = {**os.environ, **sanitizer_env(), **self.env(RW_SWEEP_BATCH_SIZE=10)}
+        p = subprocess.Popen([RW_BIN, "sweep"], env=env, cwd=self.tmp, stdout=subprocess.PIPE,
+                             stderr=slave)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        p.communicate(timeout=60)
+        os.close(master)
+        self.assertEqual(p.returncode, 0)
+        self.assertIn(b"swept 30/30", seen)
+        # not a terminal: every line on stderr is a JSON log line, no progress
+        self.seed()
+        self.seed()
+        r = self.sweep(expect=0)
+        self.assertNotIn("swept", r.stderr)
+        self.assertEqual(len(r.logs), len(r.stderr.splitlines()))
+
     def test_status_prints_the_storefront_shape(self):
         ids = self.seed(stage="loyalty_hold")
         self.sweep(expect=0)
