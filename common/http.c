@@ -321,3 +321,15 @@ http_response_free(struct http_response *resp)
     free(resp->body);
     memset(resp, 0, sizeof *resp);
 }
+
+void
+http_global_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void
+http_global_cleanup(void)
+{
+    curl_global_cleanup();
+}

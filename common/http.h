@@ -50,8 +50,12 @@ struct http_response {
  *   ERR_CONFIG       a URL curl cannot use (malformed, not http/https);
  *   ERR_INTERNAL     out of memory or a curl failure that is a bug.
  * resp (may be NULL) receives the status and the start of the body whether or not the
- * call succeeds; free it with http_response_free. Thread-safe when curl_global_init has been
+ * call succeeds; free it with http_response_free. Thread-safe when http_global_init has been
  * called before any thread starts. */
+/* Process-wide setup and teardown of the HTTP library; call once, before any thread. */
+void http_global_init(void);
+void http_global_cleanup(void);
+
 int http_request(const struct http_request *req, struct http_response *resp, struct err *e);
 
 /* Frees resp's body and zeroes it. NULL-safe. */

@@ -5,9 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-
 #include "cmd.h"
+#include "http.h"
 #include "log.h"
 #include "settings.h"
 
@@ -107,9 +106,9 @@ main(int argc, char **argv)
         return err_exit_status(e.code);
     }
     log_set_level(s.log_level);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    http_global_init();
     int status = cmd->run(&s, argc - optind, argv + optind);
-    curl_global_cleanup();
+    http_global_cleanup();
     settings_free(&s);
     log_clear_context();
     return status;

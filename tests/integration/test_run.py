@@ -6,16 +6,8 @@ import subprocess
 import time
 import unittest
 
-from harness import WorkerTestCase, RW_BIN, sanitizer_env
+from harness import WorkerTestCase, RW_BIN, sanitizer_env, wait_for
 
-
-def wait_for(pred, timeout=30, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return False
 
 
 class RunLoop(WorkerTestCase):

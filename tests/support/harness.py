@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 import uuid
 
@@ -29,6 +30,16 @@ def cluster():
         _cluster = PgCluster().init().start()
         atexit.register(_cluster.destroy)
     return _cluster
+
+
+def wait_for(pred, timeout=30, step=0.05):
+    """Polls pred until it holds or timeout seconds pass; returns whether it held."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
 
 
 def sanitizer_env():
