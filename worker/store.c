@@ -307,6 +307,12 @@ static const char SQL_LEDGER_BEGIN[] =
     "    JOIN orders o ON o.id = c.order_id"
     "    JOIN recovery_claims r ON r.orchestration_id = i.id AND r.run_id = $1"
     "                          AND r.due_at = i.due_at"
+    "    LEFT JOIN notification_preferences np ON np.user_id = o.user_id"
+    "   WHERE CASE $6::text"
+    "           WHEN 'marketing_messages' THEN COALESCE(np.marketing_messages, false)"
+    "           WHEN 'both' THEN COALESCE(np.order_updates, true)"
+    "                            AND COALESCE(np.marketing_messages, false)"
+    "           ELSE COALESCE(np.order_updates, true) END"
     "  ON CONFLICT (orchestration_id, due_at) DO UPDATE"
     "     SET status = 'sending', run_id = EXCLUDED.run_id, updated_at = now(),"
     "         user_id = EXCLUDED.user_id,"
@@ -320,7 +326,7 @@ static const char SQL_LEDGER_BEGIN[] =
 int
 store_ledger_begin(struct db *db, const char *run_id, const struct store_batch *b,
                    const size_t *idx, char *const *message_ids, size_t n, bool resend_unknown,
-                   bool *ok, struct err *e)
+                   const char *consent, bool *ok, struct err *e)
 {
     struct arrays a;
     arrays_init(&a, 3);
@@ -335,9 +341,10 @@ store_ledger_begin(struct db *db, const char *run_id, const struct store_batch *
         rc = err_set(e, ERR_INTERNAL, "ledger: batch too large");
     struct db_res *r = NULL;
     if (rc == ERR_OK) {
-        const char *params[] = {run_id, buf_str(&a.col[0]), buf_str(&a.col[1]),
-                                buf_str(&a.col[2]), resend_unknown ? "true" : "false"};
-        rc = db_exec(db, SQL_LEDGER_BEGIN, 5, params, &r, e);
+        const char *params[] = {run_id,         buf_str(&a.col[0]),
+                                buf_str(&a.col[1]), buf_str(&a.col[2]),
+                                resend_unknown ? "true" : "false", consent};
+        rc = db_exec(db, SQL_LEDGER_BEGIN, 6, params, &r, e);
     }
     for (size_t i = 0; rc == ERR_OK && i < db_res_rows(r); i++) {
         size_t k = ordinal(r, i, n);

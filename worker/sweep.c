@@ -107,7 +107,7 @@ consent_name(enum consent_basis b)
     case CONSENT_MARKETING:
         return "marketing_messages";
     case CONSENT_BOTH:
-        return "order_updates+marketing_messages";
+        return "both";
     }
     return "order_updates";
 }
@@ -631,7 +631,8 @@ batch_prepare(struct ctx *c, struct batch *bt, struct err *e)
         k++;
     }
     rc = store_ledger_begin(c->db, c->run_id, b, bt->idx, mids, bt->nsend,
-                            c->s->on_unknown_delivery == UNKNOWN_DELIVERY_RESEND, ok, e);
+                            c->s->on_unknown_delivery == UNKNOWN_DELIVERY_RESEND,
+                            consent_name(c->s->consent), ok, e);
     if (rc != ERR_OK)
         goto out;
     failpoint("after_ledger_begin");

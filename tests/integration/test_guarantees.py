@@ -258,6 +258,19 @@ class Races(WorkerTestCase):
         self.assertEqual([l["status"] for l in self.ledger(ids["orch_id"])], ["sent"],
                          "the ledger still tells the truth about the delivery")
 
+    def test_opt_out_landing_between_claim_and_send_still_wins(self):
+        # Protects the consent re-check in store_ledger_begin.
+        ids = self.seed(opted_out=False)
+        p = self.start(self.env(RECOVERY_WORKER_FAILPOINTS="after_claim=sleep(3000)"))
+        self.assertTrue(wait_for(lambda: self.q(
+            "SELECT count(*) FROM recovery_claims")[0][0] == 1, 20))
+        self.q("UPDATE notification_preferences SET order_updates = false WHERE user_id = %s",
+               ids["user_id"])
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(self.mails(), [])
+        self.assertEqual(self.events(ids["orch_id"]), [], "left for the next sweep to record")
+
     def test_opt_out_read_at_claim_time_wins(self):
         ids = self.seed(opted_out=False)
         self.q("UPDATE notification_preferences SET order_updates = false WHERE user_id = %s",
