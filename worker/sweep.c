@@ -505,12 +505,11 @@ finalise(struct ctx *c, const struct store_batch *b, struct item *items,
     };
     struct store_final *fin = calloc(b->n, sizeof *fin);
     struct policy_final *pf = calloc(b->n, sizeof *pf);
-    size_t *of = calloc(b->n, sizeof *of);
     bool *done = calloc(b->n, sizeof *done);
     bool *lost = calloc(b->n, sizeof *lost);
     int rc = ERR_OK;
     size_t n = 0;
-    if (fin == NULL || pf == NULL || of == NULL || done == NULL || lost == NULL) {
+    if (fin == NULL || pf == NULL || done == NULL || lost == NULL) {
         rc = err_set(e, ERR_INTERNAL, "out of memory");
         goto out;
     }
@@ -528,13 +527,12 @@ finalise(struct ctx *c, const struct store_batch *b, struct item *items,
         fin[n].patch = patch;
         fin[n].payload = payload_of(c, row, it, &pf[n], m);
         fin[n].next_ms = pf[n].stop ? -1 : pf[n].next_ms;
-        of[n] = i;
         n++;
     }
     rc = store_finalise(c->db, c->run_id, b, fin, n, done, lost, e);
     for (size_t k = 0; k < n; k++) {
-        const struct item *it = &items[of[k]];
-        const struct store_row *row = &b->rows[of[k]];
+        const struct item *it = &items[fin[k].row];
+        const struct store_row *row = &b->rows[fin[k].row];
         if (rc == ERR_OK && lost[k]) {
             c->sum->lost_leases++;
             log_warn("lease lost to another worker; not finalised",
@@ -557,7 +555,6 @@ finalise(struct ctx *c, const struct store_batch *b, struct item *items,
 out:
     free(fin);
     free(pf);
-    free(of);
     free(done);
     free(lost);
     return rc;
