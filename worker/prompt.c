@@ -704,8 +704,12 @@ prompt_render(const struct prompt_templates *t, const struct prompt_input *in, s
     render(&tpl[PART_SUBJECT], &v, false, &p.subject);
     render(&tpl[PART_TEXT], &v, false, &p.text);
     render(&tpl[PART_HTML], &v, true, &p.html);
+    /* RFC 2369: the https URI first (RFC 8058's one-click applies to it), then a mailto. */
     if (in->unsubscribe_url != NULL)
         buf_printf(&p.list_unsub, "<%s>", in->unsubscribe_url);
+    if (in->unsubscribe_mailto != NULL && mime_address_valid(in->unsubscribe_mailto))
+        buf_printf(&p.list_unsub, "%s<mailto:%s?subject=unsubscribe>",
+                   in->unsubscribe_url != NULL ? ", " : "", in->unsubscribe_mailto);
     if (parts_failed(&p)) {
         rc = err_set(e, ERR_INTERNAL, "prompt: out of memory rendering templates");
         goto done;
@@ -721,7 +725,7 @@ prompt_render(const struct prompt_templates *t, const struct prompt_input *in, s
         .date = in->date,
         .text_body = buf_str(&p.text),
         .html_body = buf_str(&p.html),
-        .list_unsubscribe = in->unsubscribe_url != NULL ? buf_str(&p.list_unsub) : NULL,
+        .list_unsubscribe = p.list_unsub.len > 0 ? buf_str(&p.list_unsub) : NULL,
         /* RFC 8058 one-click needs an HTTPS URI. */
         .list_unsubscribe_post =
             in->unsubscribe_url != NULL && strncmp(in->unsubscribe_url, "https://", 8) == 0,

@@ -24,6 +24,7 @@ struct prompt_input {
     long pending_intents;
     const char *resume_url;     /* full link, token included */
     const char *unsubscribe_url;/* NULL when none configured */
+    const char *unsubscribe_mailto; /* optional second List-Unsubscribe target (an address) */
     const char *sender_email;
     const char *sender_name;
     const char *message_id;     /* without angle brackets */

@@ -278,6 +278,11 @@ static const struct config_key settings_table[] = {
      .env = "UNSUBSCRIBE_URL",
      .help = "List-Unsubscribe target, given a signed token; needs email.resume_link_secret; no "
              "such headers if unset"},
+    {.path = "email.unsubscribe_mailto",
+     .type = CONFIG_STRING,
+     .offset = STR(unsubscribe_mailto),
+     .env = "UNSUBSCRIBE_MAILTO",
+     .help = "an address that unsubscribes by mail, listed in List-Unsubscribe after the URL"},
     {.path = "email.templates_dir",
      .type = CONFIG_STRING,
      .offset = STR(templates_dir),
@@ -517,6 +522,9 @@ check(struct config *c, const struct settings *s)
         check_link_url(c, "email.resume_url", s->resume_url, RESUME_URL_MAX);
     if (is_set(s->unsubscribe_url))
         check_link_url(c, "email.unsubscribe_url", s->unsubscribe_url, UNSUBSCRIBE_URL_MAX);
+    if (is_set(s->unsubscribe_mailto) &&
+        (!mime_address_valid(s->unsubscribe_mailto) || strlen(s->unsubscribe_mailto) > 200))
+        config_problem(c, "email.unsubscribe_mailto", "is not a usable email address");
     check_optional_url(c, "metrics.pushgateway_url", s->pushgateway_url);
     check_optional_url(c, "metrics.heartbeat_url", s->heartbeat_url);
     check_link_keys(c, s);

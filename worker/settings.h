@@ -77,6 +77,7 @@ struct settings {
     enum consent_basis consent; /* email.consent */
     char *resume_url;         /* RESUME_URL */
     char *unsubscribe_url;    /* UNSUBSCRIBE_URL, optional */
+    char *unsubscribe_mailto; /* UNSUBSCRIBE_MAILTO, optional */
     char *templates_dir;      /* optional override directory */
     char *resume_link_secret; /* RESUME_LINK_SECRET, optional: a key ring "kid:secret,..."
                                * (the first signs) or one secret (kid k1); see token.h */

@@ -156,6 +156,7 @@ render(const struct ctx *c, const struct store_row *row, struct item *it, struct
         .pending_intents = row->pending_intents,
         .resume_url = buf_str(&url),
         .unsubscribe_url = unsub.len > 0 ? buf_str(&unsub) : NULL,
+        .unsubscribe_mailto = c->s->unsubscribe_mailto,
         .sender_email = c->s->sender_email,
         .sender_name = c->s->sender_name,
         .message_id = it->message_id,

@@ -109,3 +109,29 @@ class QuietHours(WorkerTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Unsubscribe(WorkerTestCase):
+
+    def test_one_click_unsubscribe_headers_and_a_mailto(self):
+        self.seed()
+        r = self.sweep(UNSUBSCRIBE_URL="https://shop.test/unsubscribe",
+                       RESUME_LINK_SECRET="k1:" + "s" * 40,
+                       UNSUBSCRIBE_MAILTO="unsubscribe@shop.test", expect=0)
+        self.assertEqual(r.summary["nudges_sent"], 1)
+        msg = self.mails()[0].message
+        value = " ".join(str(msg["List-Unsubscribe"]).split())
+        self.assertRegex(value, r"^<https://shop\.test/unsubscribe\?token=v1\.k1\.[^>]+>, "
+                                r"<mailto:unsubscribe@shop\.test\?subject=unsubscribe>$")
+        self.assertEqual(str(msg["List-Unsubscribe-Post"]), "List-Unsubscribe=One-Click")
+        text = msg.get_body(preferencelist=("plain",)).get_content()
+        self.assertIn("https://shop.test/unsubscribe?token=v1.k1.", text)
+        resume = [w for w in text.split() if w.startswith("https://shop.test/checkout")][0]
+        token = resume.split("token=")[1]
+        v = self.worker("verify-token", token, env=self.env(RESUME_LINK_SECRET="k1:" + "s" * 40),
+                        expect=0)
+        self.assertIn('"valid":true', v.stdout.replace(" ", ""))
+
+    def test_unsubscribe_url_without_a_signing_key_is_refused(self):
+        r = self.worker("sweep", env=self.env(UNSUBSCRIBE_URL="https://shop.test/u"))
+        self.assertEqual(r.code, 78, r)
