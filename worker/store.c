@@ -313,6 +313,16 @@ static const char SQL_LEDGER_BEGIN[] =
     "           WHEN 'both' THEN COALESCE(np.order_updates, true)"
     "                            AND COALESCE(np.marketing_messages, false)"
     "           ELSE COALESCE(np.order_updates, true) END"
+    /* The member frequency cap across workers: no other prompt to this member is being sent
+     * or was sent within the window, and no concurrent statement is deciding the same
+     * member (the transaction-scoped advisory lock, keyed by the member). */
+    "     AND ($7::bigint <= 0 OR ("
+    "          pg_try_advisory_xact_lock(hashtextextended('recovery:' || o.user_id::text, 0))"
+    "          AND NOT EXISTS (SELECT 1 FROM recovery_deliveries p"
+    "                           WHERE p.user_id = o.user_id"
+    "                             AND p.status IN ('sending', 'sent')"
+    "                             AND p.updated_at > now() - $7::bigint * interval '1 millisecond'"
+    "                             AND (p.orchestration_id <> i.id OR p.due_at <> i.due_at))))"
     "  ON CONFLICT (orchestration_id, due_at) DO UPDATE"
     "     SET status = 'sending', run_id = EXCLUDED.run_id, updated_at = now(),"
     "         user_id = EXCLUDED.user_id,"
@@ -326,8 +336,10 @@ static const char SQL_LEDGER_BEGIN[] =
 int
 store_ledger_begin(struct db *db, const char *run_id, const struct store_batch *b,
                    const size_t *idx, char *const *message_ids, size_t n, bool resend_unknown,
-                   const char *consent, bool *ok, struct err *e)
+                   const char *consent, long long member_window_ms, bool *ok, struct err *e)
 {
+    char window[24];
+    snprintf(window, sizeof window, "%lld", member_window_ms);
     struct arrays a;
     arrays_init(&a, 3);
     for (size_t i = 0; i < n; i++) {
@@ -343,8 +355,8 @@ store_ledger_begin(struct db *db, const char *run_id, const struct store_batch *
     if (rc == ERR_OK) {
         const char *params[] = {run_id,         buf_str(&a.col[0]),
                                 buf_str(&a.col[1]), buf_str(&a.col[2]),
-                                resend_unknown ? "true" : "false", consent};
-        rc = db_exec(db, SQL_LEDGER_BEGIN, 6, params, &r, e);
+                                resend_unknown ? "true" : "false", consent, window};
+        rc = db_exec(db, SQL_LEDGER_BEGIN, 7, params, &r, e);
     }
     for (size_t i = 0; rc == ERR_OK && i < db_res_rows(r); i++) {
         size_t k = ordinal(r, i, n);

@@ -61,11 +61,14 @@ void store_batch_free(struct store_batch *b);
 /* Writes 'sending' ledger rows for rows[idx[0..n)] just before SMTP, re-checking that each
  * orchestration is still waiting on the same due occurrence, still claimed by run_id, and
  * that the member still consents (consent: "order_updates", "marketing_messages" or "both"),
- * so an opt-out that lands between the claim and the send still wins.
+ * so an opt-out that lands between the claim and the send still wins; and, when
+ * member_window_ms > 0, that no other prompt to the member is being sent or was sent
+ * within it, whichever worker sends it.
  * ok[i] is set for the rows that may be sent now. message_ids[i] is the deterministic id. */
 int store_ledger_begin(struct db *db, const char *run_id, const struct store_batch *b,
                        const size_t *idx, char *const *message_ids, size_t n,
-                       bool resend_unknown, const char *consent, bool *ok, struct err *e);
+                       bool resend_unknown, const char *consent, long long member_window_ms,
+                       bool *ok, struct err *e);
 
 struct store_delivery {
     size_t row;             /* index into the batch */

@@ -630,7 +630,7 @@ batch_prepare(struct ctx *c, struct batch *bt, struct err *e)
     }
     rc = store_ledger_begin(c->db, c->run_id, b, bt->idx, mids, bt->nsend,
                             c->s->on_unknown_delivery == UNKNOWN_DELIVERY_RESEND,
-                            consent_name(c->s->consent), ok, e);
+                            consent_name(c->s->consent), c->s->member_min_interval_ms, ok, e);
     if (rc != ERR_OK)
         goto out;
     failpoint("after_ledger_begin");

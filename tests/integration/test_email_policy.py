@@ -135,3 +135,29 @@ class Unsubscribe(WorkerTestCase):
     def test_unsubscribe_url_without_a_signing_key_is_refused(self):
         r = self.worker("sweep", env=self.env(UNSUBSCRIBE_URL="https://shop.test/u"))
         self.assertEqual(r.code, 78, r)
+
+
+class FrequencyCapAcrossWorkers(WorkerTestCase):
+    seed_second_order_for = FrequencyCap.seed_second_order_for
+
+    def test_two_workers_sending_to_one_member_at_once_send_one_prompt(self):
+        # Protects the cross-worker cap in store_ledger_begin: each worker claims a different
+        # orchestration of the same member, and both pass the claim-time check.
+        import os, subprocess
+        from harness import RW_BIN, sanitizer_env, wait_for
+        first = self.seed(next_action="now() - interval '10 minutes'")
+        second = self.seed_second_order_for(first)
+        env_a = self.env(RW_SWEEP_BATCH_SIZE=1, RW_SWEEP_CONCURRENCY=1,
+                         RECOVERY_WORKER_FAILPOINTS="after_ledger_begin=sleep(2000)")
+        a = subprocess.Popen([RW_BIN, "sweep", "--limit", "1"],
+                             env={**os.environ, **sanitizer_env(), **env_a}, cwd=self.tmp,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.assertTrue(wait_for(lambda: self.q(
+            "SELECT count(*) FROM recovery_deliveries WHERE status = 'sending'")[0][0] == 1, 20))
+        r = self.sweep("--limit", "1", expect=0)
+        a.communicate(timeout=60)
+        self.assertEqual(a.returncode, 0)
+        self.assertEqual(len(self.mails()), 1, "one prompt for the member, not two")
+        self.assertEqual(r.summary["superseded"], 1)
+        # the other orchestration is left for a later sweep, which records the cap
+        self.assertEqual(self.q("SELECT count(*) FROM checkout_orchestration_events")[0][0], 1)
