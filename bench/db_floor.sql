@@ -18,7 +18,8 @@ CREATE TEMP TABLE bench_batch (
     id uuid, due_at timestamptz, stage text, order_id uuid, order_number text, total text,
     currency text, user_id uuid, email text, display_name text, opted_out boolean,
     has_member boolean, pending bigint, sent bigint, deferred bigint, ledger_status text,
-    ledger_attempts integer, due_us text, action text, ord bigint
+    ledger_attempts integer, due_us text, marketing boolean, since_last_prompt_ms bigint,
+    action text, ord bigint
 );
 
 -- name: truncate
@@ -52,7 +53,9 @@ WITH due AS (
          lm.id IS NOT NULL AS has_member, COALESCE(pi.n, 0) AS pending,
          COALESCE(ls.sent, 0) AS sent, COALESCE(ls.deferred, 0) AS deferred,
          cur.status AS ledger_status, COALESCE(cur.attempts, 0) AS ledger_attempts,
-         (EXTRACT(EPOCH FROM l.due_at) * 1000000)::bigint::text AS due_us
+         (EXTRACT(EPOCH FROM l.due_at) * 1000000)::bigint::text AS due_us,
+         COALESCE(np.marketing_messages, false) AS marketing,
+         (EXTRACT(EPOCH FROM now() - lp.sent_at) * 1000)::bigint AS since_last_prompt_ms
     FROM leased l
     LEFT JOIN orders o ON o.id = l.order_id
     LEFT JOIN users u ON u.id = o.user_id
@@ -70,6 +73,8 @@ WITH due AS (
                                         WHERE s.orchestration_id = l.id
                                           AND s.status <> 'deferred') x
                         WHERE d.orchestration_id = l.id) ls ON true
+    LEFT JOIN LATERAL (SELECT max(p.sent_at) AS sent_at FROM recovery_deliveries p
+                        WHERE p.user_id = u.id AND p.status = 'sent') lp ON true
     LEFT JOIN recovery_deliveries cur
            ON cur.orchestration_id = l.id AND cur.due_at = l.due_at
 )
@@ -92,14 +97,23 @@ WITH input AS (
     FROM bench_batch WHERE action = 'send'
 ), ins AS (
   INSERT INTO recovery_deliveries AS d
-         (orchestration_id, due_at, message_id, status, attempts, run_id)
-  SELECT i.id, i.due_at, i.mid, 'sending', 1, %(run)s FROM input i
+         (orchestration_id, due_at, message_id, status, attempts, run_id, user_id)
+  SELECT i.id, i.due_at, i.mid, 'sending', 1, %(run)s, o.user_id FROM input i
     JOIN checkout_orchestrations c ON c.id = i.id AND c.stage_status = 'waiting'
                                   AND c.next_action_at = i.due_at
+    JOIN orders o ON o.id = c.order_id
     JOIN recovery_claims r ON r.orchestration_id = i.id AND r.run_id = %(run)s
                           AND r.due_at = i.due_at
+    LEFT JOIN notification_preferences np ON np.user_id = o.user_id
+   WHERE COALESCE(np.order_updates, true)
+     AND pg_try_advisory_xact_lock(hashtextextended('recovery:' || o.user_id::text, 0))
+     AND NOT EXISTS (SELECT 1 FROM recovery_deliveries p
+                      WHERE p.user_id = o.user_id AND p.status IN ('sending', 'sent')
+                        AND p.updated_at > now() - interval '24 hours'
+                        AND (p.orchestration_id <> i.id OR p.due_at <> i.due_at))
   ON CONFLICT (orchestration_id, due_at) DO UPDATE
      SET status = 'sending', run_id = EXCLUDED.run_id, updated_at = now(),
+         user_id = EXCLUDED.user_id,
          attempts = d.attempts + CASE WHEN d.status = 'released' THEN 0 ELSE 1 END,
          smtp_code = NULL, smtp_enhanced = NULL, smtp_text = NULL
    WHERE d.status IN ('released', 'deferred')
