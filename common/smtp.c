@@ -32,6 +32,7 @@
 #include <auth-client.h>
 #include <libesmtp.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define DEFAULT_TIMEOUT_MS 60000
@@ -114,14 +115,6 @@ struct session {
 /* The session whose smtp_start_session is running on this thread, for the OpenSSL callbacks
  * of the shared SSL_CTX (they get no argument of ours). */
 static _Thread_local struct session *current;
-
-static long long
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- validation (pure) ---- */
 
@@ -425,7 +418,7 @@ server_line(struct session *s, const char *line, size_t len)
     int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
     const char *text = len > 4 ? line + 4 : "";
 
-    s->last_event_ms = now_ms();
+    s->last_event_ms = clock_mono_ms();
     if (code != 334) {
         bool data_go_ahead = code == 354;
         pending_pop(s);
@@ -494,7 +487,7 @@ client_line_done(struct session *s)
         return;
     }
     s->w_verb[s->w_verb_len] = '\0';
-    long long t = now_ms();
+    long long t = clock_mono_ms();
     note_timeout(s, t);
     memcpy(s->last_cmd, s->w_verb, sizeof s->last_cmd);
     pending_push(s, s->w_verb);
@@ -925,7 +918,7 @@ try_connect(const struct addrinfo *ai, long long deadline)
         goto done;
     }
     for (;;) {
-        long long left = deadline - now_ms();
+        long long left = deadline - clock_mono_ms();
         if (left <= 0) {
             rc = ETIMEDOUT;
             goto done;
@@ -983,7 +976,7 @@ probe_connect(const struct smtp_config *cfg, int timeout_ms, struct err *e)
         return err_set(e, ERR_UNAVAILABLE, "cannot connect to %s:%d: %s", cfg->host, cfg->port,
                        rc == EAI_SYSTEM ? errno_text(errno, ebuf, sizeof ebuf) : gai_strerror(rc));
 
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = clock_mono_ms() + timeout_ms;
     char reasons[320] = "";
     bool stalled = false;
     bool connected = false;
@@ -1323,7 +1316,7 @@ smtp_send_batch(const struct smtp_config *cfg, struct smtp_message *msgs, size_t
         s->timeout_ms = MIN_TIMEOUT_MS;
     s->want_auth = cfg->username != NULL;
     s->w_line_start = true;
-    s->last_event_ms = now_ms();
+    s->last_event_ms = clock_mono_ms();
     pending_push(s, "greeting");
 
     if (screen_messages(msgs, n, st, s) == 0)
@@ -1345,12 +1338,12 @@ smtp_send_batch(const struct smtp_config *cfg, struct smtp_message *msgs, size_t
     if (rc != ERR_OK)
         goto done;
 
-    long long started = now_ms();
+    long long started = clock_mono_ms();
     ERR_clear_error();
     current = s;
     smtp_start_session(session); /* its result says little: see session_verdict */
     current = NULL;
-    note_timeout(s, now_ms());
+    note_timeout(s, clock_mono_ms());
     char openssl_why[256];
     openssl_error(openssl_why, sizeof openssl_why);
 
@@ -1369,7 +1362,7 @@ smtp_send_batch(const struct smtp_config *cfg, struct smtp_message *msgs, size_t
     }
     rc = session_verdict(s, complete, openssl_why, e);
     atomic_store(&relay_known_good, rc == ERR_OK);
-    log_session(s, msgs, n, now_ms() - started, rc);
+    log_session(s, msgs, n, clock_mono_ms() - started, rc);
 
 done:
     if (session != NULL)

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "cmd.h"
 #include "failpoint.h"
 #include "log.h"
@@ -24,22 +25,14 @@ on_wake(int sig)
     sweep_requested = 1;
 }
 
-static long long
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Sleeps until ms have passed or a signal asked for a stop or a sweep. The slices bound
  * the delay when the signal lands on another thread. */
 static void
 wait_ms(long long ms)
 {
-    long long until = mono_ms() + ms;
+    long long until = clock_mono_ms() + ms;
     while (!cmd_stop_requested && !sweep_requested) {
-        long long left = until - mono_ms();
+        long long left = until - clock_mono_ms();
         if (left <= 0)
             return;
         long long slice = left < 500 ? left : 500;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "failpoint.h"
 #include "links.h"
 #include "log.h"
@@ -44,14 +45,6 @@ struct ctx {
     long long quiet_wait_ms; /* > 0 while inside the quiet hours (per batch) */
     unsigned int seed;
 };
-
-static long long
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void
 sweep_new_run_id(char out[17])
@@ -481,6 +474,17 @@ payload_of(const struct ctx *c, const struct store_row *row, const struct item *
     return p;
 }
 
+static struct policy_timing
+timing_of(const struct settings *s)
+{
+    struct policy_timing t = {
+        .retry_interval_ms = s->retry_interval_ms,
+        .backoff_base_ms = s->backoff_base_ms,
+        .backoff_max_ms = s->backoff_max_ms,
+    };
+    return t;
+}
+
 static double
 jitter(struct ctx *c)
 {
@@ -499,11 +503,7 @@ static int
 finalise(struct ctx *c, const struct store_batch *b, struct item *items,
          const struct smtp_message *msgs, struct err *e)
 {
-    struct policy_timing timing = {
-        .retry_interval_ms = c->s->retry_interval_ms,
-        .backoff_base_ms = c->s->backoff_base_ms,
-        .backoff_max_ms = c->s->backoff_max_ms,
-    };
+    struct policy_timing timing = timing_of(c->s);
     struct store_final *fin = calloc(b->n, sizeof *fin);
     struct policy_final *pf = calloc(b->n, sizeof *pf);
     bool *done = calloc(b->n, sizeof *done);
@@ -777,8 +777,7 @@ dry_run(struct ctx *c, struct err *e)
             const struct store_row *row = &b.rows[i];
             struct item *it = &items[i];
             it->delivery = POLICY_DELIVERY_SENT; /* what a send would be counted as */
-            struct policy_timing timing = {c->s->retry_interval_ms, c->s->backoff_base_ms,
-                                           c->s->backoff_max_ms};
+            struct policy_timing timing = timing_of(c->s);
             struct policy_final pf =
                 policy_finalise(it->action, it->delivery, &it->facts, &timing, 0);
             json_t *line = json_pack("{s:b,s:s,s:s?,s:s,s:s,s:s?,s:b}", "dry_run", 1,
@@ -930,7 +929,7 @@ sweep_run(struct db *db, struct db *db2, const struct settings *s,
           const struct prompt_templates *t, const char *run_id,
           const struct sweep_options *opt, struct sweep_summary *sum, struct err *e)
 {
-    long long started = now_ms();
+    long long started = clock_mono_ms();
     memset(sum, 0, sizeof *sum);
     struct ctx c = {
         .db = db, .s = s, .t = t, .run_id = run_id, .opt = opt, .sum = sum,
@@ -944,7 +943,7 @@ sweep_run(struct db *db, struct db *db2, const struct settings *s,
     int rc = ERR_OK;
     if (opt->dry_run) {
         rc = dry_run(&c, e);
-        sum->duration_ms = now_ms() - started;
+        sum->duration_ms = clock_mono_ms() - started;
         links_free(c.links);
         return rc;
     }
@@ -996,7 +995,7 @@ sweep_run(struct db *db, struct db *db2, const struct settings *s,
         if (cur != NULL) {
             completion_join(&done, sum, &rc, e);
             if (progress)
-                draw_progress(sum->processed, due, now_ms() - started);
+                draw_progress(sum->processed, due, clock_mono_ms() - started);
             completion_start(&done, &c, db2, cur);
         }
         cur = next;
@@ -1013,7 +1012,7 @@ sweep_run(struct db *db, struct db *db2, const struct settings *s,
         rc = relay_rc;
         *e = relay_err;
     }
-    sum->duration_ms = now_ms() - started;
+    sum->duration_ms = clock_mono_ms() - started;
     if (progress)
         fputs("\n", stderr);
     links_free(c.links);
