@@ -65,8 +65,12 @@ struct message_state {
     struct session *s;
     smtp_message_t handle; /* NULL when the message was refused before the session */
     size_t offset;         /* bytes handed to libESMTP so far */
+    size_t index;          /* in the caller's array, for the hooks */
     bool data_started;     /* libESMTP asked for the message data */
     bool data_complete;    /* every byte was handed over and end of data signalled */
+    bool hooked;           /* before_data let it go on the wire */
+    bool held;             /* before_data refused it: its data never went out */
+    bool reported;         /* after_reply was called */
 };
 
 struct session {
@@ -110,6 +114,12 @@ struct session {
     char tls_error[256];
 
     struct reply refused_530; /* "530 authentication required" for a message */
+
+    const struct smtp_hooks *hooks; /* NULL when the caller has none */
+    struct message_state *st;       /* the messages, for the event callback */
+    size_t nst;
+    size_t next_sent;               /* where to look for the next "message sent" event */
+    bool held;                      /* a before_data hook stopped the session */
 };
 
 /* The session whose smtp_start_session is running on this thread, for the OpenSSL callbacks
@@ -612,13 +622,10 @@ openssl_error(char *out, size_t outsize)
     ERR_clear_error();
 }
 
-/* libESMTP owns its socket and has no way to set options on it. It writes a message in
- * 2 KiB pieces, and with Nagle's algorithm the last piece waits for the relay's delayed ACK:
- * about 40 ms per message, which caps a session at ~25 messages/s. So once connected, find
- * this process's TCP sockets to the relay's port and turn Nagle off on them. Other threads'
- * sessions to the same relay may be hit too, which is what they want as well. */
+/* libESMTP owns its sockets and has no API to reach them: these are found as this process's
+ * TCP sockets connected to the relay's port. */
 static void
-nodelay_relay_sockets(int port)
+each_relay_socket(int port, void (*fn)(int fd))
 {
     DIR *d = opendir("/proc/self/fd");
     if (d == NULL)
@@ -642,12 +649,69 @@ nodelay_relay_sockets(int port)
                             : peer.ss_family == AF_INET6
                                   ? ntohs(((struct sockaddr_in6 *)&peer)->sin6_port)
                                   : -1;
-        if (peer_port != port)
-            continue;
-        int one = 1;
-        setsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (peer_port == port)
+            fn((int)fd);
     }
     closedir(d);
+}
+
+/* libESMTP writes a message in 2 KiB pieces, and with Nagle's algorithm the last piece waits
+ * for the relay's delayed ACK: about 40 ms per message, which caps a session at ~25
+ * messages/s. So once connected, Nagle is turned off on the relay sockets. Other threads'
+ * sessions to the same relay may be hit too, which is what they want as well. */
+static void
+nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+static void
+nodelay_relay_sockets(int port)
+{
+    each_relay_socket(port, nodelay);
+}
+
+static void
+interrupt(int fd)
+{
+    shutdown(fd, SHUT_RDWR);
+}
+
+void
+smtp_interrupt_sessions(const struct smtp_config *cfg)
+{
+    each_relay_socket(cfg->port, interrupt);
+}
+
+static bool classify(struct message_state *ms);
+
+/* Decides a message whose data went out and tells the caller, once. */
+static void
+report_message(struct message_state *ms)
+{
+    if (ms->reported || !ms->hooked)
+        return;
+    classify(ms);
+    ms->reported = true;
+    if (ms->s->hooks != NULL && ms->s->hooks->after_reply != NULL)
+        ms->s->hooks->after_reply(ms->s->hooks->arg, ms->index);
+}
+
+/* libESMTP's "message sent" event comes after the reply to the end of the data (or the last
+ * BDAT chunk), before the next message's MAIL FROM: the caller hears of each outcome while
+ * the session goes on. Messages come in order, so the search starts where the last one was. */
+static void
+message_sent(struct session *s, smtp_message_t handle)
+{
+    for (size_t k = 0; k < s->nst; k++) {
+        size_t i = (s->next_sent + k) % s->nst;
+        if (s->st[i].handle == handle) {
+            s->next_sent = i + 1;
+            report_message(&s->st[i]);
+            return;
+        }
+    }
 }
 
 static void
@@ -660,6 +724,9 @@ event_cb(smtp_session_t session, int event, void *arg, ...)
     switch (event) {
     case SMTP_EV_CONNECT:
         nodelay_relay_sockets(s->cfg->port);
+        break;
+    case SMTP_EV_MESSAGESENT:
+        message_sent(s, va_arg(ap, smtp_message_t));
         break;
     case SMTP_EV_INVALID_PEER_CERTIFICATE: {
         long result = va_arg(ap, long);
@@ -767,6 +834,19 @@ message_cb(void **ctx, int *len, void *arg)
         errno = EACCES;
         return NULL;
     }
+    if (!ms->hooked && ms->s->hooks != NULL && ms->s->hooks->before_data != NULL) {
+        /* The caller's last word before the data goes out (it records that the message is on
+         * the wire, and paces). A refusal fails the read: libESMTP then drops the connection
+         * before the final dot, so the relay discards what it has of this message. */
+        if (!ms->s->hooks->before_data(ms->s->hooks->arg, ms->index)) {
+            ms->held = true;
+            ms->s->held = true;
+            *len = 0;
+            errno = ECANCELED;
+            return NULL;
+        }
+    }
+    ms->hooked = true;
     ms->data_started = true;
     size_t left = ms->msg->len - ms->offset;
     if (left == 0) {
@@ -1139,6 +1219,7 @@ screen_messages(struct smtp_message *msgs, size_t n, struct message_state *st, s
         set_outcome(m, SMTP_NOT_ATTEMPTED, 0, "");
         st[i].msg = m;
         st[i].s = s;
+        st[i].index = i;
         size_t bad_at = 0;
         if (!smtp_address_valid(m->sender) || !smtp_address_valid(m->recipient)) {
             set_outcome(m, SMTP_FAILED, 0, "invalid address");
@@ -1247,8 +1328,8 @@ session_verdict(struct session *s, bool complete, const char *openssl_why, struc
     if (s->refused_530.code != 0)
         return err_set(e, ERR_UNAVAILABLE, "%s requires authentication or TLS: %d %s", srv,
                        s->refused_530.code, s->refused_530.text);
-    if (complete)
-        return ERR_OK;
+    if (complete || s->held)
+        return ERR_OK; /* a hook that stopped the session dropped the connection itself */
     if (!s->greeted && s->timed_out_cmd[0] != '\0')
         return err_set(e, ERR_UNAVAILABLE, "no greeting from %s within %d ms", srv, s->timeout_ms);
     if (!s->greeted)
@@ -1287,8 +1368,11 @@ log_session(const struct session *s, const struct smtp_message *msgs, size_t n, 
 }
 
 int
-smtp_send_batch(const struct smtp_config *cfg, struct smtp_message *msgs, size_t n, struct err *e)
+smtp_send_batch(const struct smtp_config *cfg, struct smtp_message *msgs, size_t n,
+                const struct smtp_hooks *hooks, struct smtp_session_report *report, struct err *e)
 {
+    if (report != NULL)
+        memset(report, 0, sizeof *report);
     char helo[256];
     int rc = check_config(cfg, helo, sizeof helo, e);
     if (rc != ERR_OK) {
@@ -1315,6 +1399,9 @@ smtp_send_batch(const struct smtp_config *cfg, struct smtp_message *msgs, size_t
     if (s->timeout_ms < MIN_TIMEOUT_MS)
         s->timeout_ms = MIN_TIMEOUT_MS;
     s->want_auth = cfg->username != NULL;
+    s->hooks = hooks;
+    s->st = st;
+    s->nst = n;
     s->w_line_start = true;
     s->last_event_ms = clock_mono_ms();
     pending_push(s, "greeting");
@@ -1349,8 +1436,15 @@ smtp_send_batch(const struct smtp_config *cfg, struct smtp_message *msgs, size_t
 
     bool complete = true;
     for (size_t i = 0; i < n; i++) {
-        if (st[i].handle != NULL && !classify(&st[i]))
+        if (st[i].handle == NULL)
+            continue;
+        if (st[i].held) {
+            set_outcome(&msgs[i], SMTP_NOT_ATTEMPTED, 0, "held back before its data went out");
+            continue;
+        }
+        if (!classify(&st[i]))
             complete = false;
+        report_message(&st[i]); /* the ones whose session ended under them */
     }
     if (s->want_auth && !s->authenticated) {
         /* Nothing was sent unauthenticated (message_cb refuses the data); a refusal such

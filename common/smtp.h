@@ -43,6 +43,31 @@ struct smtp_message {
     char text[256];    /* reply text, control characters removed */
 };
 
+/* Per-message callbacks on the session's thread, so the caller can record progress while the
+ * session runs. */
+struct smtp_hooks {
+    /* Just before message i's data goes on the wire (libESMTP's first read of it, after its
+     * MAIL and RCPT were sent). Returning false stops the session there: message i and every
+     * later one come back SMTP_NOT_ATTEMPTED, and the relay never receives message i's
+     * complete data (the connection is dropped before the final dot). May block. */
+    bool (*before_data)(void *arg, size_t i);
+    /* As soon as the outcome of a message whose data went out is decided (its final reply, or
+     * the session ended under it); msgs[i] is filled in. Called once for each message for
+     * which before_data returned true. */
+    void (*after_reply)(void *arg, size_t i);
+    void *arg;
+};
+
+/* What a session learned about the relay as a whole (beyond each message's outcome). */
+struct smtp_session_report {
+    bool refused;   /* the relay refused the session itself for load (connection cap) */
+    bool throttled; /* a throttling reply ended the session's transactions */
+    bool quota;     /* the relay's daily quota is exhausted */
+    int code;
+    char enhanced[16];
+    char text[256];
+};
+
 /* One process-wide setup (SSL_CTX, SASL plugins, SIGPIPE). Call once before any session and
  * before starting threads. Fails with ERR_CONFIG when the TLS setup cannot be built, or for
  * SMTP_TLS_IMPLICIT, which libESMTP cannot do. STARTTLS verifies the relay's certificate
@@ -67,7 +92,13 @@ void smtp_global_cleanup(void);
  * "authentication failed: ...". A "530" refusal (authentication or TLS required) is treated
  * the same way: it is about the configuration, not the message. */
 int smtp_send_batch(const struct smtp_config *cfg, struct smtp_message *msgs, size_t n,
+                    const struct smtp_hooks *hooks, struct smtp_session_report *report,
                     struct err *e);
+
+/* Cuts every session of this process to the relay short (shuts their sockets down): each
+ * returns at once, a message whose data went out without a reply coming back SMTP_UNKNOWN.
+ * For a stop whose grace has run out. Safe from any thread. */
+void smtp_interrupt_sessions(const struct smtp_config *cfg);
 
 const char *smtp_outcome_name(enum smtp_outcome o);
 

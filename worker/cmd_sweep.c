@@ -8,6 +8,7 @@
 
 #include "cmd.h"
 #include "failpoint.h"
+#include "send.h"
 #include "log.h"
 #include "prompt.h"
 #include "report.h"
@@ -117,8 +118,8 @@ cmd_sweep_setup(const struct settings *s, bool send, struct prompt_templates **t
         return e->code;
     if (!send)
         return ERR_OK;
-    struct smtp_config cfg = {.host = s->smtp_host, .port = s->smtp_port, .tls = s->smtp_tls,
-                              .ca_file = s->smtp_ca_file};
+    struct smtp_config cfg;
+    send_smtp_config(s, &cfg);
     if (smtp_global_init(&cfg, e) != ERR_OK) {
         prompt_templates_free(*t);
         *t = NULL;
@@ -158,7 +159,21 @@ cmd_sweep_once(const struct settings *s, const struct prompt_templates *t,
     }
     log_info("sweep started", json_pack("{s:b,s:I}", "dry_run", opt->dry_run, "limit",
                                         (json_int_t)opt->limit));
-    /* A second connection lets PostgreSQL record one batch while it claims the next; without
+    /* The journal's connection records each message as it goes on the wire and as its reply
+     * comes; no message is sent without it. */
+    struct db *journal = NULL;
+    if (!opt->dry_run) {
+        journal = cmd_connect(s, false, e);
+        if (journal == NULL) {
+            db_close(db);
+            if (report)
+                report_sweep_end(s, run_id, &sum, e->code, -1, -1.0);
+            if (out != NULL)
+                *out = sum;
+            return e->code;
+        }
+    }
+    /* Another connection lets PostgreSQL record one batch while it claims the next; without
      * it (e.g. max_connections reached) the sweep runs on one. */
     struct db *db2 = NULL;
     if (!opt->dry_run && opt->order_id == NULL) {
@@ -169,8 +184,9 @@ cmd_sweep_once(const struct settings *s, const struct prompt_templates *t,
             log_warn("second database connection unavailable; sweeping on one",
                      json_pack("{s:s}", "error", e2.msg));
     }
-    int rc = sweep_run(db, db2, s, t, run_id, opt, &sum, e);
+    int rc = sweep_run(db, journal, db2, s, t, run_id, opt, &sum, e);
     db_close(db2);
+    db_close(journal);
     long due = -1;
     double oldest = -1.0;
     if (report && s->pushgateway_url != NULL) {

@@ -48,27 +48,9 @@ static const struct metrics_family families[F_COUNT] = {
                           "sweep."},
 };
 
-/* clang-format off */
-#define OUTCOME(label, field) {label, offsetof(struct sweep_summary, field)}
-static const struct report_outcome outcomes[] = {
-    OUTCOME("sent", nudges_sent),
-    OUTCOME("skipped_opt_out", skipped_opt_out),
-    OUTCOME("no_intents", no_intents),
-    OUTCOME("escalated", escalations),
-    OUTCOME("deferred", deferred),
-    OUTCOME("failed", failed),
-    OUTCOME("unknown", unknown),
-    OUTCOME("already_sent", already_sent),
-    OUTCOME("max_prompts", max_prompts),
-    OUTCOME("invalid_address", invalid_address),
-    OUTCOME("released", released),
-    OUTCOME("lost_lease", lost_leases),
-    OUTCOME("superseded", superseded),
-    OUTCOME("quiet_hours", quiet_hours),
-    OUTCOME("member_capped", member_capped),
-};
+#define OUTCOME(field, key, label) {label, offsetof(struct sweep_summary, field)},
+static const struct report_outcome outcomes[] = {SWEEP_OUTCOMES(OUTCOME)};
 #undef OUTCOME
-/* clang-format on */
 
 const struct metrics_family *
 report_families(size_t *n)

@@ -191,10 +191,18 @@ static const struct config_key settings_table[] = {
     {.path = "sweep.on_unknown_delivery",
      .type = CONFIG_ENUM,
      .offset = ENUM(on_unknown_delivery),
-     .def = "skip",
+     .def = "resend",
      .choices = unknown_choices,
-     .help = "a message sent without a final reply: skip (record it) or resend (same "
-             "Message-ID)"},
+     .help = "a message whose data was on the wire when the worker stopped, with no reply "
+             "recorded: resend (once, same Message-ID) or skip (record it as unknown)"},
+    {.path = "sweep.shutdown_grace",
+     .type = CONFIG_DURATION,
+     .offset = DUR(shutdown_grace_ms),
+     .def = "10s",
+     .min = 0,
+     .max = 10 * MIN,
+     .help = "on SIGTERM, how long the messages on the wire may take to finish before the "
+             "sessions are cut short"},
     {.path = "sweep.member_min_interval",
      .type = CONFIG_DURATION,
      .offset = DUR(member_min_interval_ms),

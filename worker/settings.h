@@ -54,6 +54,7 @@ struct settings {
     /* sweep */
     int batch_size;
     long long lease_ms;
+    long long shutdown_grace_ms;
     long long retry_interval_ms;
     long long backoff_base_ms;
     long long backoff_max_ms;

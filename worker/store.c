@@ -301,7 +301,7 @@ static const char SQL_LEDGER_BEGIN[] =
     "), ins AS ("
     "  INSERT INTO recovery_deliveries AS d"
     "         (orchestration_id, due_at, message_id, status, attempts, run_id, user_id)"
-    "  SELECT i.id, i.due_at, i.mid, 'sending', 1, $1, o.user_id FROM input i"
+    "  SELECT i.id, i.due_at, i.mid, 'queued', 1, $1, o.user_id FROM input i"
     "    JOIN checkout_orchestrations c ON c.id = i.id AND c.stage_status = 'waiting'"
     "                                  AND c.next_action_at = i.due_at"
     "    JOIN orders o ON o.id = c.order_id"
@@ -320,15 +320,17 @@ static const char SQL_LEDGER_BEGIN[] =
     "          pg_try_advisory_xact_lock(hashtextextended('recovery:' || o.user_id::text, 0))"
     "          AND NOT EXISTS (SELECT 1 FROM recovery_deliveries p"
     "                           WHERE p.user_id = o.user_id"
-    "                             AND p.status IN ('sending', 'sent')"
+    "                             AND p.status IN ('queued', 'sending', 'sent')"
     "                             AND p.updated_at > now() - $7::bigint * interval '1 millisecond'"
     "                             AND (p.orchestration_id <> i.id OR p.due_at <> i.due_at))))"
     "  ON CONFLICT (orchestration_id, due_at) DO UPDATE"
-    "     SET status = 'sending', run_id = EXCLUDED.run_id, updated_at = now(),"
+    "     SET status = 'queued', run_id = EXCLUDED.run_id, updated_at = now(),"
     "         user_id = EXCLUDED.user_id,"
-    "         attempts = d.attempts + CASE WHEN d.status = 'released' THEN 0 ELSE 1 END,"
+    "         attempts = d.attempts + CASE WHEN d.status IN ('released', 'queued') THEN 0 ELSE 1 END,"
+    "         resent_in_doubt = d.resent_in_doubt OR d.status IN ('sending', 'unknown'),"
     "         smtp_code = NULL, smtp_enhanced = NULL, smtp_text = NULL"
-    "   WHERE d.status IN ('released', 'deferred')"
+    /* 'queued' here was left by a worker that stopped before sending it: ours now. */
+    "   WHERE d.status IN ('released', 'deferred', 'queued')"
     "      OR ($5::boolean AND d.status IN ('sending', 'unknown') AND d.attempts < 2)"
     "  RETURNING d.orchestration_id"
     ") SELECT i.ord FROM input i JOIN ins ON ins.orchestration_id = i.id";
@@ -378,7 +380,7 @@ static const char SQL_LEDGER_FINISH[] =
     "  FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::int[], $5::text[],"
     "              $6::text[]) AS i(id, due_at, status, code, enh, txt)"
     " WHERE d.orchestration_id = i.id AND d.due_at = i.due_at"
-    "   AND d.status IN ('sending', 'unknown')";
+    "   AND d.status IN ('queued', 'sending', 'unknown')";
 
 int
 store_ledger_finish(struct db *db, const struct store_batch *b, const struct store_delivery *d,
@@ -406,6 +408,66 @@ store_ledger_finish(struct db *db, const struct store_batch *b, const struct sto
                                 buf_str(&a.col[3]), buf_str(&a.col[4]), buf_str(&a.col[5])};
         rc = db_exec(db, SQL_LEDGER_FINISH, 6, params, NULL, e);
     }
+    arrays_free(&a);
+    if (rc != ERR_OK)
+        err_prefix(e, "ledger");
+    return rc;
+}
+
+/* The journal's write: 'sending' marks (queued -> sending, just before a message's data goes
+ * out) and replies (sending -> outcome) of any rows, in one statement. Both are fenced by
+ * run_id, so a worker that lost its lease never writes over the one that took the row. */
+static const char SQL_LEDGER_PROGRESS[] =
+    "WITH input AS ("
+    "  SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::int[], $5::text[],"
+    "                       $6::text[]) WITH ORDINALITY AS t(id, due_at, status, code, enh, txt, ord)"
+    "), upd AS ("
+    "  UPDATE recovery_deliveries d"
+    "     SET status = i.status, smtp_code = i.code, smtp_enhanced = i.enh, smtp_text = i.txt,"
+    "         updated_at = now(),"
+    "         sent_at = CASE WHEN i.status = 'sent' THEN now() ELSE d.sent_at END"
+    "    FROM input i"
+    "   WHERE d.orchestration_id = i.id AND d.due_at = i.due_at AND d.run_id = $7"
+    "     AND d.status = CASE WHEN i.status = 'sending' THEN 'queued' ELSE 'sending' END"
+    "  RETURNING d.orchestration_id, d.due_at"
+    ") SELECT i.ord FROM input i JOIN upd ON upd.orchestration_id = i.id AND upd.due_at = i.due_at";
+
+int
+store_ledger_progress(struct db *db, const char *run_id, const struct store_progress *p, size_t n,
+                      bool *applied, struct err *e)
+{
+    for (size_t i = 0; i < n; i++)
+        applied[i] = false;
+    if (n == 0)
+        return ERR_OK;
+    struct arrays a;
+    arrays_init(&a, 6);
+    for (size_t i = 0; i < n; i++) {
+        char code[16];
+        snprintf(code, sizeof code, "%d", p[i].code);
+        db_array_add(&a.col[0], p[i].id);
+        db_array_add(&a.col[1], p[i].due_at);
+        db_array_add(&a.col[2], p[i].status);
+        db_array_add(&a.col[3], p[i].code > 0 ? code : NULL);
+        db_array_add(&a.col[4], p[i].enhanced != NULL && p[i].enhanced[0] ? p[i].enhanced : NULL);
+        db_array_add(&a.col[5], p[i].text != NULL && p[i].text[0] ? p[i].text : NULL);
+    }
+    int rc = ERR_OK;
+    if (!arrays_end(&a))
+        rc = err_set(e, ERR_INTERNAL, "ledger: too many entries");
+    struct db_res *r = NULL;
+    if (rc == ERR_OK) {
+        const char *params[] = {buf_str(&a.col[0]), buf_str(&a.col[1]), buf_str(&a.col[2]),
+                                buf_str(&a.col[3]), buf_str(&a.col[4]), buf_str(&a.col[5]),
+                                run_id};
+        rc = db_exec(db, SQL_LEDGER_PROGRESS, 7, params, &r, e);
+    }
+    for (size_t i = 0; rc == ERR_OK && i < db_res_rows(r); i++) {
+        size_t k = ordinal(r, i, n);
+        if (k < n)
+            applied[k] = true;
+    }
+    db_res_free(r);
     arrays_free(&a);
     if (rc != ERR_OK)
         err_prefix(e, "ledger");

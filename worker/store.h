@@ -58,7 +58,7 @@ int store_peek(struct db *db, int limit, const char *order_id, const struct stor
 
 void store_batch_free(struct store_batch *b);
 
-/* Writes 'sending' ledger rows for rows[idx[0..n)] just before SMTP, re-checking that each
+/* Writes 'queued' ledger rows for rows[idx[0..n)] before they are sent, re-checking that each
  * orchestration is still waiting on the same due occurrence, still claimed by run_id, and
  * that the member still consents (consent: "order_updates", "marketing_messages" or "both"),
  * so an opt-out that lands between the claim and the send still wins; and, when
@@ -78,10 +78,25 @@ struct store_delivery {
     const char *text;
 };
 
-/* Records SMTP results (and 'unknown' for orphaned rows) on ledger rows still 'sending' or
- * 'unknown'. */
+/* Records SMTP results that the journal did not (and 'unknown' for orphaned rows, 'released'
+ * for rows never offered) on ledger rows still 'queued', 'sending' or 'unknown'. */
 int store_ledger_finish(struct db *db, const struct store_batch *b,
                         const struct store_delivery *d, size_t n, struct err *e);
+
+/* One step of a delivery as the journal records it while the sessions run. */
+struct store_progress {
+    const char *id;       /* orchestration id (borrowed) */
+    const char *due_at;   /* the due occurrence (borrowed) */
+    const char *status;   /* "sending" (its data is about to go out) or the outcome */
+    int code;
+    const char *enhanced;
+    const char *text;
+};
+
+/* Writes a group of steps in one statement: a 'sending' mark applies to a row still 'queued'
+ * by run_id, an outcome to a row 'sending' by run_id. applied[i] tells which did. */
+int store_ledger_progress(struct db *db, const char *run_id, const struct store_progress *p,
+                          size_t n, bool *applied, struct err *e);
 
 struct store_final {
     size_t row;             /* index into the batch */

@@ -17,7 +17,9 @@
 #include "failpoint.h"
 #include "links.h"
 #include "log.h"
+#include "journal.h"
 #include "policy.h"
+#include "send.h"
 #include "smtp.h"
 #include "store.h"
 
@@ -40,7 +42,8 @@ struct ctx {
     const char *run_id;
     const struct sweep_options *opt;
     struct sweep_summary *sum;
-    struct smtp_config smtp;
+    struct journal *journal;
+    struct send_pool *pool;
     struct links *links;    /* signs resume and unsubscribe links; read-only while sending */
     long long quiet_wait_ms; /* > 0 while inside the quiet hours (per batch) */
     unsigned int seed;
@@ -265,88 +268,32 @@ struct batch {
     size_t *idx;               /* rows to send, in batch order */
     size_t nsend;
     struct smtp_message *msgs; /* the rows the ledger let through */
+    struct send_key *keys;     /* their ledger rows */
+    bool *recorded;            /* the journal holds the outcome */
     size_t nmsgs;
-    /* the send pool: threads take chunks of msgs, one SMTP session each */
-    const struct smtp_config *cfg;
-    size_t chunk;
-    size_t next;               /* next chunk start, under lock */
-    pthread_mutex_t lock;
-    pthread_t tid[64];
-    size_t nthreads;
-    bool started;
-    int relay_rc;              /* first session failure */
+    struct send_job *job;      /* while with the relay */
+    int relay_rc;              /* the relay failed while sending this batch */
     struct err relay_err;
 };
 
-static void *
-send_worker(void *arg)
-{
-    struct batch *bt = arg;
-    for (;;) {
-        pthread_mutex_lock(&bt->lock);
-        size_t start = bt->next;
-        bool stop = start >= bt->nmsgs || bt->relay_rc != ERR_OK;
-        if (!stop)
-            bt->next = start + bt->chunk;
-        pthread_mutex_unlock(&bt->lock);
-        if (stop)
-            return NULL;
-        size_t len = bt->nmsgs - start < bt->chunk ? bt->nmsgs - start : bt->chunk;
-        struct err e;
-        err_clear(&e);
-        int rc = smtp_send_batch(bt->cfg, bt->msgs + start, len, &e);
-        if (rc != ERR_OK) {
-            pthread_mutex_lock(&bt->lock);
-            if (bt->relay_rc == ERR_OK) {
-                bt->relay_rc = rc;
-                bt->relay_err = e;
-            }
-            pthread_mutex_unlock(&bt->lock);
-        }
-    }
-}
-
-/* Starts sending the batch's messages over up to `concurrency` sessions at once, in equal
- * chunks of at most messages_per_session: the number of chunks is a multiple of the number
- * of sessions, so no session is left carrying a last chunk alone. A session failure stops
- * handing out chunks; messages never offered stay SMTP_NOT_ATTEMPTED. */
+/* Hands the batch's messages to the session pool. */
 static void
 batch_start(const struct ctx *c, struct batch *bt)
 {
-    bt->cfg = &c->smtp;
     bt->relay_rc = ERR_OK;
     err_clear(&bt->relay_err);
-    if (bt->nmsgs == 0)
-        return;
-    size_t sessions = (size_t)c->s->concurrency;
-    size_t per = (size_t)c->s->smtp_messages_per_session;
-    if (sessions > sizeof bt->tid / sizeof bt->tid[0])
-        sessions = sizeof bt->tid / sizeof bt->tid[0];
-    if (sessions > bt->nmsgs)
-        sessions = bt->nmsgs;
-    size_t rounds = (bt->nmsgs + sessions * per - 1) / (sessions * per);
-    size_t chunks = sessions * rounds;
-    bt->chunk = (bt->nmsgs + chunks - 1) / chunks;
-    bt->next = 0;
-    pthread_mutex_init(&bt->lock, NULL);
-    bt->started = true;
-    for (bt->nthreads = 0; bt->nthreads < sessions; bt->nthreads++)
-        if (pthread_create(&bt->tid[bt->nthreads], NULL, send_worker, bt) != 0)
-            break;
+    if (bt->nmsgs > 0)
+        bt->job = send_start(c->pool, bt->msgs, bt->keys, bt->recorded, bt->nmsgs);
 }
 
-/* Waits for the batch's sessions to end (sending on this thread if no thread started). */
+/* Waits for the batch's sessions to end. */
 static void
 batch_wait(struct batch *bt)
 {
-    if (!bt->started)
+    if (bt->job == NULL)
         return;
-    if (bt->nthreads == 0)
-        send_worker(bt);
-    for (size_t i = 0; i < bt->nthreads; i++)
-        pthread_join(bt->tid[i], NULL);
-    pthread_mutex_destroy(&bt->lock);
-    bt->started = false;
+    bt->relay_rc = send_finish(bt->job, &bt->relay_err);
+    bt->job = NULL;
     failpoint("after_send");
 }
 
@@ -360,6 +307,8 @@ batch_free(struct batch *bt)
     free(bt->items);
     free(bt->idx);
     free(bt->msgs);
+    free(bt->keys);
+    free(bt->recorded);
     store_batch_free(&bt->b);
     free(bt);
 }
@@ -380,13 +329,6 @@ delivery_of(enum smtp_outcome o)
         return POLICY_DELIVERY_NONE;
     }
     return POLICY_DELIVERY_NONE;
-}
-
-/* The ledger's word for an outcome: a message never offered is handed back, "released". */
-static const char *
-ledger_status_of(enum smtp_outcome o)
-{
-    return o == SMTP_NOT_ATTEMPTED ? "released" : smtp_outcome_name(o);
 }
 
 static void
@@ -590,8 +532,8 @@ mark_orphans(struct ctx *c, const struct store_batch *b, const struct item *item
     return rc;
 }
 
-/* Decides every row, renders the prompts, and writes the 'sending' ledger rows of those
- * the ledger lets through (re-checking that each is still waiting and still ours). */
+/* Decides every row, renders the prompts, and writes the 'queued' ledger rows of those the
+ * ledger lets through (re-checking that each is still waiting and still ours). */
 static int
 batch_prepare(struct ctx *c, struct batch *bt, struct err *e)
 {
@@ -614,9 +556,12 @@ batch_prepare(struct ctx *c, struct batch *bt, struct err *e)
         return ERR_OK;
     bt->idx = calloc(bt->nsend, sizeof *bt->idx);
     bt->msgs = calloc(bt->nsend, sizeof *bt->msgs);
+    bt->keys = calloc(bt->nsend, sizeof *bt->keys);
+    bt->recorded = calloc(bt->nsend, sizeof *bt->recorded);
     char **mids = calloc(bt->nsend, sizeof *mids);
     bool *ok = calloc(bt->nsend, sizeof *ok);
-    if (bt->idx == NULL || bt->msgs == NULL || mids == NULL || ok == NULL) {
+    if (bt->idx == NULL || bt->msgs == NULL || bt->keys == NULL || bt->recorded == NULL ||
+        mids == NULL || ok == NULL) {
         rc = err_set(e, ERR_INTERNAL, "out of memory");
         goto out;
     }
@@ -639,6 +584,11 @@ batch_prepare(struct ctx *c, struct batch *bt, struct err *e)
         it->ledger_ok = ok[k];
         if (!ok[k])
             continue;
+        if (it->facts.ledger_status != NULL && (strcmp(it->facts.ledger_status, "sending") == 0 ||
+                                                strcmp(it->facts.ledger_status, "unknown") == 0))
+            c->sum->resent_in_doubt++;
+        bt->keys[bt->nmsgs].id = b->rows[bt->idx[k]].id;
+        bt->keys[bt->nmsgs].due_at = b->rows[bt->idx[k]].due_at;
         struct smtp_message *m = &bt->msgs[bt->nmsgs];
         it->send_slot = bt->nmsgs++;
         m->sender = c->s->sender_email;
@@ -653,12 +603,16 @@ out:
     return rc;
 }
 
-/* Records every reply in the ledger, hands back what was never offered, and finalises the
+/* Records in the ledger the replies the journal did not (refusals of MAIL or RCPT, and all
+ * of them when the journal failed), hands back what was never offered, and finalises the
  * rest. Called after batch_wait, or instead of sending when the relay is down. */
 static int
 batch_complete(struct ctx *c, struct batch *bt, struct err *e)
 {
     const struct store_batch *b = &bt->b;
+    struct err je;
+    err_clear(&je);
+    int jrc = bt->nmsgs > 0 ? journal_flush(c->journal, &je) : ERR_OK;
     struct store_delivery *del = calloc(bt->nsend ? bt->nsend : 1, sizeof *del);
     size_t *release = calloc(bt->nsend ? bt->nsend : 1, sizeof *release);
     size_t *keep = calloc(bt->nsend ? bt->nsend : 1, sizeof *keep);
@@ -683,9 +637,19 @@ batch_complete(struct ctx *c, struct batch *bt, struct err *e)
             release[nrel++] = bt->idx[k];
             c->sum->released++;
         }
+        if (msg->outcome == SMTP_UNKNOWN) {
+            /* In doubt (the data went out, no reply came back): not finalised. Once its lease
+             * has run out a sweep resends it with the same Message-ID, or records it, as
+             * sweep.on_unknown_delivery says. */
+            it->released = true;
+            keep[nkeep++] = bt->idx[k];
+            c->sum->unknown++;
+        }
         it->delivery = delivery_of(msg->outcome);
+        if (bt->recorded[it->send_slot])
+            continue;
         del[nd].row = bt->idx[k];
-        del[nd].status = ledger_status_of(msg->outcome);
+        del[nd].status = send_ledger_status(msg->outcome);
         del[nd].code = msg->code;
         del[nd].enhanced = msg->enhanced;
         del[nd].text = msg->text;
@@ -700,6 +664,11 @@ batch_complete(struct ctx *c, struct batch *bt, struct err *e)
     if (rc == ERR_OK)
         rc = finalise(c, b, bt->items, bt->msgs, e);
     failpoint("after_finalise");
+    if (rc == ERR_OK && jrc != ERR_OK) {
+        /* what the journal could not write is recorded above; the sweep still stops */
+        *e = je;
+        rc = jrc;
+    }
 out:
     free(del);
     free(release);
@@ -859,24 +828,12 @@ completion_start(struct completion *cp, const struct ctx *c, struct db *db2, str
     completion_run(cp); /* one connection, or no thread: do it here and now */
 }
 
-static void
-summary_add(struct sweep_summary *to, const struct sweep_summary *from)
+void
+sweep_summary_add(struct sweep_summary *to, const struct sweep_summary *from)
 {
-    to->nudges_sent += from->nudges_sent;
-    to->skipped_opt_out += from->skipped_opt_out;
-    to->no_intents += from->no_intents;
-    to->escalations += from->escalations;
-    to->deferred += from->deferred;
-    to->failed += from->failed;
-    to->unknown += from->unknown;
-    to->already_sent += from->already_sent;
-    to->max_prompts += from->max_prompts;
-    to->invalid_address += from->invalid_address;
-    to->released += from->released;
-    to->lost_leases += from->lost_leases;
-    to->superseded += from->superseded;
-    to->quiet_hours += from->quiet_hours;
-    to->member_capped += from->member_capped;
+#define ADD(field, key, label) to->field += from->field;
+    SWEEP_OUTCOMES(ADD)
+#undef ADD
 }
 
 /* Waits for the completion in progress (if any), adds its counters, keeps the first error. */
@@ -887,7 +844,7 @@ completion_join(struct completion *cp, struct sweep_summary *sum, int *rc, struc
         return;
     if (cp->threaded)
         pthread_join(cp->tid, NULL);
-    summary_add(sum, &cp->sum);
+    sweep_summary_add(sum, &cp->sum);
     if (cp->rc != ERR_OK && *rc == ERR_OK) {
         *rc = cp->rc;
         *e = cp->e;
@@ -910,22 +867,8 @@ draw_progress(long done, long due, long long elapsed_ms)
     fflush(stderr);
 }
 
-static void
-smtp_config_of(const struct settings *s, struct smtp_config *out)
-{
-    out->host = s->smtp_host;
-    out->port = s->smtp_port;
-    out->tls = s->smtp_tls;
-    out->ca_file = s->smtp_ca_file;
-    out->username = s->smtp_username;
-    out->password = s->smtp_password;
-    out->helo_name = s->smtp_helo_name;
-    out->timeout_ms = (int)s->smtp_timeout_ms;
-    out->connect_timeout_ms = (int)s->smtp_connect_timeout_ms;
-}
-
 int
-sweep_run(struct db *db, struct db *db2, const struct settings *s,
+sweep_run(struct db *db, struct db *journal, struct db *db2, const struct settings *s,
           const struct prompt_templates *t, const char *run_id,
           const struct sweep_options *opt, struct sweep_summary *sum, struct err *e)
 {
@@ -935,7 +878,6 @@ sweep_run(struct db *db, struct db *db2, const struct settings *s,
         .db = db, .s = s, .t = t, .run_id = run_id, .opt = opt, .sum = sum,
         .seed = (unsigned int)time(NULL) ^ ((unsigned int)getpid() << 16),
     };
-    smtp_config_of(s, &c.smtp);
     c.links = links_new(s, e);
     if (c.links == NULL)
         return e->code;
@@ -946,6 +888,13 @@ sweep_run(struct db *db, struct db *db2, const struct settings *s,
         sum->duration_ms = clock_mono_ms() - started;
         links_free(c.links);
         return rc;
+    }
+    c.journal = journal_start(journal, run_id, e);
+    c.pool = c.journal != NULL ? send_pool_new(s, c.journal, opt->stop, e) : NULL;
+    if (c.pool == NULL) {
+        journal_stop(c.journal);
+        links_free(c.links);
+        return e->code;
     }
 
     long remaining = opt->limit > 0 ? opt->limit : -1;
@@ -988,9 +937,10 @@ sweep_run(struct db *db, struct db *db2, const struct settings *s,
                 relay_err = cur->relay_err;
             }
         }
-        /* Once the relay failed, a prepared batch is not sent: completing it releases its
-         * messages and finalises the rows that needed no email. */
-        if (next != NULL && relay_rc == ERR_OK)
+        /* Once the relay failed, or a stop was asked for, a prepared batch is not sent:
+         * completing it releases its messages and finalises the rows that needed no email. */
+        bool hold = relay_rc != ERR_OK || (opt->stop != NULL && *opt->stop);
+        if (next != NULL && !hold)
             batch_start(&c, next);
         if (cur != NULL) {
             completion_join(&done, sum, &rc, e);
@@ -999,7 +949,7 @@ sweep_run(struct db *db, struct db *db2, const struct settings *s,
             completion_start(&done, &c, db2, cur);
         }
         cur = next;
-        if (cur != NULL && relay_rc != ERR_OK) {
+        if (cur != NULL && hold) {
             completion_join(&done, sum, &rc, e);
             completion_start(&done, &c, db2, cur);
             cur = NULL;
@@ -1015,6 +965,8 @@ sweep_run(struct db *db, struct db *db2, const struct settings *s,
     sum->duration_ms = clock_mono_ms() - started;
     if (progress)
         fputs("\n", stderr);
+    send_pool_free(c.pool);
+    journal_stop(c.journal);
     links_free(c.links);
     return rc;
 }
@@ -1022,22 +974,11 @@ sweep_run(struct db *db, struct db *db2, const struct settings *s,
 json_t *
 sweep_summary_json(const struct sweep_summary *sum)
 {
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
-                     "processed", (json_int_t)sum->processed,
-                     "nudges_sent", (json_int_t)sum->nudges_sent,
-                     "skipped_opt_out", (json_int_t)sum->skipped_opt_out,
-                     "no_intents", (json_int_t)sum->no_intents,
-                     "escalations", (json_int_t)sum->escalations,
-                     "deferred", (json_int_t)sum->deferred,
-                     "failed", (json_int_t)sum->failed,
-                     "unknown", (json_int_t)sum->unknown,
-                     "already_sent", (json_int_t)sum->already_sent,
-                     "max_prompts", (json_int_t)sum->max_prompts,
-                     "invalid_address", (json_int_t)sum->invalid_address,
-                     "released", (json_int_t)sum->released,
-                     "lost_leases", (json_int_t)sum->lost_leases,
-                     "superseded", (json_int_t)sum->superseded,
-                     "quiet_hours", (json_int_t)sum->quiet_hours,
-                     "member_capped", (json_int_t)sum->member_capped,
-                     "duration_ms", (json_int_t)sum->duration_ms);
+    json_t *j = json_object();
+    json_object_set_new(j, "processed", json_integer((json_int_t)sum->processed));
+#define KEY(field, key, label) json_object_set_new(j, key, json_integer((json_int_t)sum->field));
+    SWEEP_OUTCOMES(KEY)
+#undef KEY
+    json_object_set_new(j, "duration_ms", json_integer((json_int_t)sum->duration_ms));
+    return j;
 }

@@ -29,32 +29,44 @@ struct sweep_options {
     bool progress;           /* draw done/due, rate and ETA on stderr (a terminal) */
 };
 
+/* The outcome counters of a sweep, listed once for the struct, the summary line and the
+ * metrics: X(field, key in the JSON summary line, `outcome` label of the metrics). */
+#define SWEEP_OUTCOMES(X)                                          \
+    X(nudges_sent, "nudges_sent", "sent")                          \
+    X(skipped_opt_out, "skipped_opt_out", "skipped_opt_out")       \
+    X(no_intents, "no_intents", "no_intents")                      \
+    X(escalations, "escalations", "escalated")                     \
+    X(deferred, "deferred", "deferred")                            \
+    X(failed, "failed", "failed")                                  \
+    X(unknown, "unknown", "unknown")                               \
+    X(already_sent, "already_sent", "already_sent")                \
+    X(max_prompts, "max_prompts", "max_prompts")                   \
+    X(invalid_address, "invalid_address", "invalid_address")       \
+    X(released, "released", "released")                            \
+    X(lost_leases, "lost_leases", "lost_lease")                    \
+    X(superseded, "superseded", "superseded")                      \
+    X(quiet_hours, "quiet_hours", "quiet_hours")                   \
+    X(member_capped, "member_capped", "member_capped")             \
+    X(resent_in_doubt, "resent_in_doubt", "resent_in_doubt")
+
 struct sweep_summary {
     long processed;
-    long nudges_sent;
-    long skipped_opt_out;
-    long no_intents;
-    long escalations;
-    long deferred;
-    long failed;
-    long unknown;
-    long already_sent;
-    long max_prompts;
-    long invalid_address;
-    long released;
-    long lost_leases;
-    long superseded;
-    long quiet_hours;
-    long member_capped;
+#define SWEEP_FIELD(field, key, label) long field;
+    SWEEP_OUTCOMES(SWEEP_FIELD)
+#undef SWEEP_FIELD
     long batches;
     long long duration_ms;
 };
 
-/* Runs one sweep. db claims and prepares batches; db2 (optional, may be NULL) records and
- * finalises them at the same time. Returns ERR_OK when it completed, ERR_UNAVAILABLE when
+/* Adds from's outcome counters to to's. */
+void sweep_summary_add(struct sweep_summary *to, const struct sweep_summary *from);
+
+/* Runs one sweep. db claims and prepares batches; journal (required unless dry-run) records
+ * each message's progress while the sessions run (worker/journal.h); db2 (optional, may be
+ * NULL) records and finalises batches at the same time. Returns ERR_OK when it completed, ERR_UNAVAILABLE when
  * the database or the relay failed and the sweep was cut short (what was done is finalised,
  * the rest is released or left to lease expiry), other codes for internal errors. */
-int sweep_run(struct db *db, struct db *db2, const struct settings *s,
+int sweep_run(struct db *db, struct db *journal, struct db *db2, const struct settings *s,
               const struct prompt_templates *t, const char *run_id,
               const struct sweep_options *opt, struct sweep_summary *sum, struct err *e);
 

@@ -52,13 +52,27 @@ class RecipientFaults(WorkerTestCase):
 
     def test_connection_dropped_after_data_is_recorded_unknown_and_not_resent(self):
         ids = self.seed(email="dropdata+1@example.test")
-        r = self.sweep(expect=69)
+        r = self.sweep(expect=69, RW_SWEEP_LEASE="5s")
         self.assertEqual(r.summary["nudges_sent"], 0)
         self.assertEqual(r.summary["unknown"], 1)
         self.assertEqual([l["status"] for l in self.ledger(ids["orch_id"])], ["unknown"])
-        ev = self.events(ids["orch_id"])
-        self.assertEqual(ev[0]["payload"]["outcome"], "unknown")
+        # in doubt: not finalised, and not taken again before its lease has run out
+        self.assertEqual(self.events(ids["orch_id"]), [])
         self.assertEqual(self.sweep(expect=0).summary["processed"], 0)
+        time.sleep(5.5)
+        # then resent once with the same Message-ID (the relay drops it again) ...
+        r = self.sweep(expect=69, RW_SWEEP_LEASE="5s")
+        self.assertEqual(r.summary["resent_in_doubt"], 1)
+        self.assertEqual([(l["status"], l["attempts"]) for l in self.ledger(ids["orch_id"])],
+                         [("unknown", 2)])
+        time.sleep(5.5)
+        # ... and after two attempts in doubt, recorded as unknown without a third
+        r = self.sweep(expect=0)
+        self.assertEqual(r.summary["unknown"], 1)
+        ev = self.events(ids["orch_id"])
+        self.assertEqual(len(ev), 1)
+        self.assertEqual(ev[0]["payload"]["outcome"], "delivery_unknown")
+        self.assertEqual(self.smtp.stats()["dropped"], 2)
 
 
 class StallingRelay(WorkerTestCase):

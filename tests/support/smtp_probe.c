@@ -292,7 +292,7 @@ main(int argc, char **argv)
     for (int k = 1; k <= sessions; k++) {
         err_clear(&e);
         long long t0 = now_ms();
-        int rc = smtp_send_batch(&cfg, in.msgs, in.n, &e);
+        int rc = smtp_send_batch(&cfg, in.msgs, in.n, NULL, NULL, &e);
         long long elapsed = now_ms() - t0;
         for (size_t i = 0; i < in.n; i++) {
             const struct smtp_message *m = &in.msgs[i];

@@ -185,7 +185,7 @@ test_smtp_send_batch_refuses_implicit_tls(void **state)
 
     struct smtp_message m = message("a@b.co", "c@d.co", DATA);
     err_clear(&e);
-    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, NULL, NULL, &e), ERR_CONFIG);
     assert_int_equal(m.outcome, SMTP_NOT_ATTEMPTED);
 }
 
@@ -199,25 +199,25 @@ test_smtp_send_batch_refuses_line_breaks_in_config(void **state)
     struct smtp_config cfg = config();
     cfg.host = "relay.example\r\nQUIT";
     err_clear(&e);
-    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, NULL, NULL, &e), ERR_CONFIG);
 
     cfg = config();
     cfg.helo_name = "me.example\r\nRSET";
     err_clear(&e);
-    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, NULL, NULL, &e), ERR_CONFIG);
     assert_non_null(strstr(e.msg, "helo_name"));
 
     cfg = config();
     cfg.username = "user\r\nRSET";
     cfg.password = "pw";
     err_clear(&e);
-    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, NULL, NULL, &e), ERR_CONFIG);
 
     cfg = config();
     cfg.username = "user";
     cfg.password = "pw\nx";
     err_clear(&e);
-    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, NULL, NULL, &e), ERR_CONFIG);
     assert_int_equal(m.outcome, SMTP_NOT_ATTEMPTED);
 }
 
@@ -232,19 +232,19 @@ test_smtp_send_batch_refuses_bad_host_port_and_helo(void **state)
         struct smtp_config cfg = config();
         cfg.host = hosts[i];
         err_clear(&e);
-        assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+        assert_int_equal(smtp_send_batch(&cfg, &m, 1, NULL, NULL, &e), ERR_CONFIG);
     }
     struct smtp_config cfg = config();
     cfg.port = 0;
     err_clear(&e);
-    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, NULL, NULL, &e), ERR_CONFIG);
     cfg.port = 65536;
-    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, NULL, NULL, &e), ERR_CONFIG);
 
     cfg = config();
     cfg.helo_name = "";
-    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
-    assert_int_equal(smtp_send_batch(NULL, &m, 1, &e), ERR_CONFIG);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, NULL, NULL, &e), ERR_CONFIG);
+    assert_int_equal(smtp_send_batch(NULL, &m, 1, NULL, NULL, &e), ERR_CONFIG);
 }
 
 static void
@@ -258,7 +258,7 @@ test_smtp_send_batch_refuses_clear_text_password_off_loopback(void **state)
     cfg.password = "secret";
     struct err e;
     err_clear(&e);
-    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, NULL, NULL, &e), ERR_CONFIG);
     assert_non_null(strstr(e.msg, "clear text"));
     assert_null(strstr(e.msg, "secret"));
 }
@@ -276,7 +276,7 @@ test_smtp_send_batch_refuses_overlong_credentials(void **state)
     cfg.password = longpw; /* the PLAIN plugin would overflow its buffer */
     struct err e;
     err_clear(&e);
-    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, NULL, NULL, &e), ERR_CONFIG);
 }
 
 static void
@@ -289,7 +289,7 @@ test_smtp_send_batch_starttls_needs_global_init(void **state)
     cfg.tls = SMTP_TLS_STARTTLS;
     struct err e;
     err_clear(&e);
-    assert_int_equal(smtp_send_batch(&cfg, &m, 1, &e), ERR_CONFIG);
+    assert_int_equal(smtp_send_batch(&cfg, &m, 1, NULL, NULL, &e), ERR_CONFIG);
 }
 
 static void
@@ -309,7 +309,7 @@ test_smtp_send_batch_fails_invalid_messages_without_connecting(void **state)
     struct err e;
     err_clear(&e);
     /* Port 9 is closed: had anything been offered, this would be ERR_UNAVAILABLE. */
-    assert_int_equal(smtp_send_batch(&cfg, msgs, 7, &e), ERR_OK);
+    assert_int_equal(smtp_send_batch(&cfg, msgs, 7, NULL, NULL, &e), ERR_OK);
     for (size_t i = 0; i < 7; i++) {
         assert_int_equal(msgs[i].outcome, SMTP_FAILED);
         assert_int_equal(msgs[i].code, 0);
@@ -331,7 +331,7 @@ test_smtp_send_batch_with_no_messages_is_ok(void **state)
     struct smtp_config cfg = config();
     struct err e;
     err_clear(&e);
-    assert_int_equal(smtp_send_batch(&cfg, NULL, 0, &e), ERR_OK);
+    assert_int_equal(smtp_send_batch(&cfg, NULL, 0, NULL, NULL, &e), ERR_OK);
 }
 
 static void
@@ -343,7 +343,7 @@ test_smtp_send_batch_unreachable_relay_is_unavailable(void **state)
     struct smtp_config cfg = config();
     struct err e;
     err_clear(&e);
-    int rc = smtp_send_batch(&cfg, &m, 1, &e);
+    int rc = smtp_send_batch(&cfg, &m, 1, NULL, NULL, &e);
     if (rc == ERR_OK)
         skip(); /* something listens on port 9 here */
     assert_int_equal(rc, ERR_UNAVAILABLE);

@@ -1,0 +1,16 @@
+-- A delivery is 'queued' when the sweep has decided to send it and 'sending' only from the
+-- instant its data goes on the wire, so after a crash only the messages that were really in
+-- the relay's hands are in doubt; a 'queued' row left behind is ordinary due work.
+ALTER TABLE recovery_deliveries DROP CONSTRAINT IF EXISTS recovery_deliveries_status_check;
+ALTER TABLE recovery_deliveries ADD CONSTRAINT recovery_deliveries_status_check
+    CHECK (status IN ('queued', 'sending', 'sent', 'deferred', 'failed', 'unknown', 'released'));
+
+-- Set when the occurrence was sent again after an attempt whose outcome was unknown (the
+-- worker stopped while the data was on the wire): the member may have two copies, both with
+-- this row's Message-ID.
+ALTER TABLE recovery_deliveries ADD COLUMN IF NOT EXISTS resent_in_doubt boolean NOT NULL DEFAULT false;
+
+-- The member frequency cap counts a queued prompt as one being sent.
+DROP INDEX IF EXISTS ix_recovery_deliveries_member;
+CREATE INDEX ix_recovery_deliveries_member
+    ON recovery_deliveries (user_id, sent_at) WHERE status IN ('queued', 'sending', 'sent');

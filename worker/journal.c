@@ -1,0 +1,232 @@
+/* journal: group commit of the ledger's per-message steps on a connection of its own. */
+#include "journal.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "failpoint.h"
+#include "log.h"
+#include "store.h"
+
+struct entry {
+    const char *id;     /* borrowed from the batch, which outlives the flush */
+    const char *due_at;
+    char status[16];
+    int code;
+    char enhanced[16];
+    char text[256];
+    bool *applied;      /* where the writer says whether it took effect, or NULL */
+};
+
+struct journal {
+    struct db *db;
+    char run_id[64];
+    pthread_t tid;
+    pthread_mutex_t lock;
+    pthread_cond_t work;  /* the writer waits for entries */
+    pthread_cond_t done;  /* the sessions wait for commits */
+    struct entry *queue;  /* posted, not yet taken by the writer */
+    size_t n, cap;
+    uint64_t posted;      /* sequence of the last entry posted */
+    uint64_t committed;   /* every entry up to this one is written (or the journal failed) */
+    bool failed;
+    bool closing;
+    struct err err;
+};
+
+static void
+write_group(struct journal *j, struct entry *g, size_t n, uint64_t last)
+{
+    struct store_progress *p = calloc(n, sizeof *p);
+    bool *applied = calloc(n, sizeof *applied);
+    struct err e;
+    err_clear(&e);
+    int rc;
+    if (p == NULL || applied == NULL) {
+        rc = err_set(&e, ERR_INTERNAL, "journal: out of memory");
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            p[i].id = g[i].id;
+            p[i].due_at = g[i].due_at;
+            p[i].status = g[i].status;
+            p[i].code = g[i].code;
+            p[i].enhanced = g[i].enhanced;
+            p[i].text = g[i].text;
+        }
+        failpoint("before_journal_write");
+        rc = store_ledger_progress(j->db, j->run_id, p, n, applied, &e);
+        failpoint("after_journal_write");
+    }
+    pthread_mutex_lock(&j->lock);
+    if (rc != ERR_OK && !j->failed) {
+        j->failed = true;
+        j->err = e;
+        log_error("delivery journal failed; no further message is sent",
+                  json_pack("{s:s}", "error", e.msg));
+    }
+    for (size_t i = 0; i < n; i++)
+        if (g[i].applied != NULL)
+            *g[i].applied = rc == ERR_OK && applied[i];
+    j->committed = last;
+    pthread_cond_broadcast(&j->done);
+    pthread_mutex_unlock(&j->lock);
+    free(p);
+    free(applied);
+}
+
+static void *
+writer(void *arg)
+{
+    struct journal *j = arg;
+    struct entry *group = NULL;
+    size_t group_cap = 0;
+    pthread_mutex_lock(&j->lock);
+    for (;;) {
+        while (j->n == 0 && !j->closing)
+            pthread_cond_wait(&j->work, &j->lock);
+        if (j->n == 0)
+            break;
+        /* Take everything posted so far: whoever posted while the last write was in flight
+         * rides on this one. Once a write failed nothing more is written, and the waiters
+         * learn it at once. */
+        if (!j->failed && group_cap < j->n) {
+            struct entry *g = realloc(group, j->n * sizeof *g);
+            if (g == NULL) {
+                j->failed = true;
+                err_set(&j->err, ERR_INTERNAL, "journal: out of memory");
+            } else {
+                group = g;
+                group_cap = j->n;
+            }
+        }
+        if (j->failed) {
+            for (size_t i = 0; i < j->n; i++)
+                if (j->queue[i].applied != NULL)
+                    *j->queue[i].applied = false;
+            j->n = 0;
+            j->committed = j->posted;
+            pthread_cond_broadcast(&j->done);
+            continue;
+        }
+        size_t n = j->n;
+        memcpy(group, j->queue, n * sizeof *group);
+        uint64_t last = j->posted;
+        j->n = 0;
+        pthread_mutex_unlock(&j->lock);
+        write_group(j, group, n, last);
+        pthread_mutex_lock(&j->lock);
+    }
+    pthread_mutex_unlock(&j->lock);
+    free(group);
+    return NULL;
+}
+
+struct journal *
+journal_start(struct db *db, const char *run_id, struct err *e)
+{
+    struct journal *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        err_set(e, ERR_INTERNAL, "journal: out of memory");
+        return NULL;
+    }
+    j->db = db;
+    snprintf(j->run_id, sizeof j->run_id, "%s", run_id);
+    pthread_mutex_init(&j->lock, NULL);
+    pthread_cond_init(&j->work, NULL);
+    pthread_cond_init(&j->done, NULL);
+    err_clear(&j->err);
+    if (pthread_create(&j->tid, NULL, writer, j) != 0) {
+        pthread_mutex_destroy(&j->lock);
+        pthread_cond_destroy(&j->work);
+        pthread_cond_destroy(&j->done);
+        free(j);
+        err_set(e, ERR_INTERNAL, "journal: cannot start its thread");
+        return NULL;
+    }
+    return j;
+}
+
+/* Appends an entry under the lock; returns its sequence, 0 when it cannot be queued. */
+static uint64_t
+post_locked(struct journal *j, const struct entry *en)
+{
+    if (j->failed)
+        return 0;
+    if (j->n == j->cap) {
+        size_t cap = j->cap ? j->cap * 2 : 64;
+        struct entry *q = realloc(j->queue, cap * sizeof *q);
+        if (q == NULL)
+            return 0;
+        j->queue = q;
+        j->cap = cap;
+    }
+    j->queue[j->n++] = *en;
+    pthread_cond_signal(&j->work);
+    return ++j->posted;
+}
+
+bool
+journal_sending(struct journal *j, const char *id, const char *due_at)
+{
+    bool applied = false;
+    struct entry en = {.id = id, .due_at = due_at, .applied = &applied};
+    memcpy(en.status, "sending", sizeof "sending");
+    pthread_mutex_lock(&j->lock);
+    uint64_t seq = post_locked(j, &en);
+    while (seq != 0 && j->committed < seq)
+        pthread_cond_wait(&j->done, &j->lock);
+    bool ok = seq != 0 && applied;
+    pthread_mutex_unlock(&j->lock);
+    return ok;
+}
+
+void
+journal_outcome(struct journal *j, const char *id, const char *due_at, const char *status,
+                int code, const char *enhanced, const char *text, bool *recorded)
+{
+    struct entry en = {.id = id, .due_at = due_at, .code = code, .applied = recorded};
+    snprintf(en.status, sizeof en.status, "%s", status);
+    snprintf(en.enhanced, sizeof en.enhanced, "%s", enhanced != NULL ? enhanced : "");
+    snprintf(en.text, sizeof en.text, "%s", text != NULL ? text : "");
+    pthread_mutex_lock(&j->lock);
+    if (recorded != NULL)
+        *recorded = false;
+    (void)post_locked(j, &en); /* when refused, the batch's completion records it instead */
+    pthread_mutex_unlock(&j->lock);
+}
+
+int
+journal_flush(struct journal *j, struct err *e)
+{
+    pthread_mutex_lock(&j->lock);
+    uint64_t target = j->posted;
+    while (j->committed < target)
+        pthread_cond_wait(&j->done, &j->lock);
+    int rc = ERR_OK;
+    if (j->failed) {
+        *e = j->err;
+        rc = e->code != ERR_OK ? e->code : ERR_UNAVAILABLE;
+    }
+    pthread_mutex_unlock(&j->lock);
+    return rc;
+}
+
+void
+journal_stop(struct journal *j)
+{
+    if (j == NULL)
+        return;
+    pthread_mutex_lock(&j->lock);
+    j->closing = true;
+    pthread_cond_signal(&j->work);
+    pthread_mutex_unlock(&j->lock);
+    pthread_join(j->tid, NULL);
+    pthread_mutex_destroy(&j->lock);
+    pthread_cond_destroy(&j->work);
+    pthread_cond_destroy(&j->done);
+    free(j->queue);
+    free(j);
+}

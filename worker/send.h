@@ -1,0 +1,51 @@
+/* send: the SMTP side of a sweep. The one smtp_config built from the settings, the pool of
+ * sessions that carries a batch's messages, and the per-message hooks that keep the journal
+ * (worker/journal.h) in step with the wire: a message is marked 'sending' just before its
+ * data goes out, and its reply is recorded as soon as it comes. A requested stop lets the
+ * messages on the wire finish and sends nothing more; past sweep.shutdown_grace the sessions
+ * are cut short. */
+#ifndef WORKER_SEND_H
+#define WORKER_SEND_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "err.h"
+#include "journal.h"
+#include "settings.h"
+#include "smtp.h"
+
+/* The relay settings as common/smtp takes them (strings borrowed from s). */
+void send_smtp_config(const struct settings *s, struct smtp_config *out);
+
+/* The ledger's word for a message's outcome; one never offered is handed back, "released". */
+const char *send_ledger_status(enum smtp_outcome o);
+
+/* Which ledger row a message is (strings borrowed from the batch). */
+struct send_key {
+    const char *id;
+    const char *due_at;
+};
+
+struct send_pool;
+
+/* stop: when it becomes non-zero, no further message goes out (may be NULL). */
+struct send_pool *send_pool_new(const struct settings *s, struct journal *j,
+                                volatile sig_atomic_t *stop, struct err *e);
+void send_pool_free(struct send_pool *p);
+
+struct send_job;
+
+/* Starts sending msgs[0..n) over up to sweep.concurrency sessions in the background. keys[i]
+ * names msgs[i]'s ledger row; recorded[i] becomes true once the journal holds its outcome
+ * (read it after journal_flush). Everything passed must outlive send_finish. NULL only when
+ * out of memory, with every message left SMTP_NOT_ATTEMPTED. */
+struct send_job *send_start(struct send_pool *p, struct smtp_message *msgs,
+                            const struct send_key *keys, bool *recorded, size_t n);
+
+/* Waits for the job's sessions (and frees the job). ERR_OK, or the first session failure
+ * (ERR_UNAVAILABLE: the relay is down; the messages never offered stay NOT_ATTEMPTED). */
+int send_finish(struct send_job *job, struct err *e);
+
+#endif
