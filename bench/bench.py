@@ -325,7 +325,7 @@ def worker_env(args, dburl, smtp_port, concurrency):
         "RW_SWEEP_BATCH_SIZE": str(args.batch_size),
         "RW_SWEEP_CONCURRENCY": str(concurrency),
         "RW_SMTP_MESSAGES_PER_SESSION": str(args.messages_per_session),
-        "LOG_LEVEL": "warn",
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warn"),
     })
     return env
 
@@ -486,6 +486,9 @@ class Bench:
             "orch_per_s": n / wall, "msgs_per_s": summary["nudges_sent"] / wall,
             "stderr_lines": len([l for l in r.stderr.splitlines() if l.strip()]),
         }
+        if os.environ.get("BENCH_LOG_LEVEL"):
+            sys.stderr.write("".join(l + "\n" for l in r.stderr.splitlines()
+                                     if "journal" in l))
         if pstats is not None:
             res["proxy"] = pstats
         return res

@@ -10,7 +10,13 @@ ALTER TABLE recovery_deliveries ADD CONSTRAINT recovery_deliveries_status_check
 -- this row's Message-ID.
 ALTER TABLE recovery_deliveries ADD COLUMN IF NOT EXISTS resent_in_doubt boolean NOT NULL DEFAULT false;
 
--- The member frequency cap counts a queued prompt as one being sent.
+-- The journal writes each delivery twice more while it is sent ('sending', then the reply).
+-- With no index on status (not even in a predicate) and room left on each page, the first
+-- of those is a HOT update that touches no index.
+ALTER TABLE recovery_deliveries SET (fillfactor = 80);
 DROP INDEX IF EXISTS ix_recovery_deliveries_member;
 CREATE INDEX ix_recovery_deliveries_member
-    ON recovery_deliveries (user_id, sent_at) WHERE status IN ('queued', 'sending', 'sent');
+    ON recovery_deliveries (user_id, sent_at) WHERE user_id IS NOT NULL;
+DROP INDEX IF EXISTS ix_recovery_deliveries_sent_at;
+CREATE INDEX ix_recovery_deliveries_sent_at
+    ON recovery_deliveries (sent_at) WHERE sent_at IS NOT NULL;

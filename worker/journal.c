@@ -6,10 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "clock.h"
 #include "failpoint.h"
 #include "log.h"
 #include "store.h"
+
+/* How long an entry may wait for others to ride with it. */
+#define RESULT_LAG_MS 50
 
 struct entry {
     const char *id;     /* borrowed from the batch, which outlives the flush */
@@ -30,10 +35,14 @@ struct journal {
     pthread_cond_t done;  /* the sessions wait for commits */
     struct entry *queue;  /* posted, not yet taken by the writer */
     size_t n, cap;
+    long long oldest_ms;  /* when the oldest of them was posted */
+    int waiters;          /* threads blocked until a commit */
+    bool urgent;          /* a flush waits: write what there is now */
     uint64_t posted;      /* sequence of the last entry posted */
     uint64_t committed;   /* every entry up to this one is written (or the journal failed) */
     bool failed;
     bool closing;
+    long writes, entries;  /* for the log */
     struct err err;
 };
 
@@ -71,10 +80,23 @@ write_group(struct journal *j, struct entry *g, size_t n, uint64_t last)
         if (g[i].applied != NULL)
             *g[i].applied = rc == ERR_OK && applied[i];
     j->committed = last;
+    j->writes++;
+    j->entries += (long)n;
     pthread_cond_broadcast(&j->done);
     pthread_mutex_unlock(&j->lock);
     free(p);
     free(applied);
+}
+
+/* Whether the writer should write now: somebody waits for a commit, a flush or the close
+ * asks for it, or the oldest entry has waited RESULT_LAG_MS. Otherwise entries gather: marks
+ * are posted ahead of need (while the session's MAIL and RCPT are on their way) and replies
+ * need not be written at once, so one write carries many. */
+static bool
+due_locked(const struct journal *j, long long now)
+{
+    return j->n > 0 && (j->waiters > 0 || j->urgent || j->closing ||
+                        now - j->oldest_ms >= RESULT_LAG_MS);
 }
 
 static void *
@@ -85,13 +107,25 @@ writer(void *arg)
     size_t group_cap = 0;
     pthread_mutex_lock(&j->lock);
     for (;;) {
-        while (j->n == 0 && !j->closing)
-            pthread_cond_wait(&j->work, &j->lock);
+        while (!due_locked(j, clock_mono_ms()) && !(j->closing && j->n == 0)) {
+            if (j->n == 0) {
+                pthread_cond_wait(&j->work, &j->lock);
+            } else {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 5 * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&j->work, &j->lock, &ts);
+            }
+        }
         if (j->n == 0)
-            break;
-        /* Take everything posted so far: whoever posted while the last write was in flight
-         * rides on this one. Once a write failed nothing more is written, and the waiters
-         * learn it at once. */
+            break; /* closing, and nothing left */
+        j->urgent = false;
+        /* Take everything posted so far. Once a write failed nothing more is written, and
+         * the waiters learn it at once. */
         if (!j->failed && group_cap < j->n) {
             struct entry *g = realloc(group, j->n * sizeof *g);
             if (g == NULL) {
@@ -163,22 +197,37 @@ post_locked(struct journal *j, const struct entry *en)
         j->queue = q;
         j->cap = cap;
     }
+    if (j->n == 0) {
+        j->oldest_ms = clock_mono_ms();
+        pthread_cond_signal(&j->work); /* starts the writer's lag clock */
+    }
     j->queue[j->n++] = *en;
-    pthread_cond_signal(&j->work);
     return ++j->posted;
 }
 
-bool
-journal_sending(struct journal *j, const char *id, const char *due_at)
+void
+journal_mark(struct journal *j, const char *id, const char *due_at, struct journal_mark *m)
 {
-    bool applied = false;
-    struct entry en = {.id = id, .due_at = due_at, .applied = &applied};
+    struct entry en = {.id = id, .due_at = due_at, .applied = &m->applied};
     memcpy(en.status, "sending", sizeof "sending");
     pthread_mutex_lock(&j->lock);
-    uint64_t seq = post_locked(j, &en);
-    while (seq != 0 && j->committed < seq)
-        pthread_cond_wait(&j->done, &j->lock);
-    bool ok = seq != 0 && applied;
+    m->applied = false;
+    m->seq = post_locked(j, &en);
+    pthread_mutex_unlock(&j->lock);
+}
+
+bool
+journal_wait(struct journal *j, const struct journal_mark *m)
+{
+    pthread_mutex_lock(&j->lock);
+    if (m->seq != 0 && j->committed < m->seq) {
+        j->waiters++;
+        pthread_cond_signal(&j->work);
+        while (j->committed < m->seq)
+            pthread_cond_wait(&j->done, &j->lock);
+        j->waiters--;
+    }
+    bool ok = m->seq != 0 && m->applied;
     pthread_mutex_unlock(&j->lock);
     return ok;
 }
@@ -203,6 +252,8 @@ journal_flush(struct journal *j, struct err *e)
 {
     pthread_mutex_lock(&j->lock);
     uint64_t target = j->posted;
+    j->urgent = true;
+    pthread_cond_signal(&j->work);
     while (j->committed < target)
         pthread_cond_wait(&j->done, &j->lock);
     int rc = ERR_OK;
@@ -224,6 +275,8 @@ journal_stop(struct journal *j)
     pthread_cond_signal(&j->work);
     pthread_mutex_unlock(&j->lock);
     pthread_join(j->tid, NULL);
+    log_debug("delivery journal closed", json_pack("{s:I,s:I}", "writes", (json_int_t)j->writes,
+                                                   "entries", (json_int_t)j->entries));
     pthread_mutex_destroy(&j->lock);
     pthread_cond_destroy(&j->work);
     pthread_cond_destroy(&j->done);

@@ -11,6 +11,7 @@
 #define WORKER_JOURNAL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "db.h"
 #include "err.h"
@@ -21,10 +22,20 @@ struct journal;
  * journal_stop). NULL on failure. */
 struct journal *journal_start(struct db *db, const char *run_id, struct err *e);
 
-/* Marks the delivery (orchestration id, due occurrence) 'sending' and waits until that is
- * committed. false when it was not: the database failed, or the row is no longer queued by
- * this run (its lease was lost). The message must then not be sent. */
-bool journal_sending(struct journal *j, const char *id, const char *due_at);
+/* A 'sending' mark, posted ahead of need. */
+struct journal_mark {
+    uint64_t seq;  /* 0: it could not be posted */
+    bool applied;  /* set by the writer */
+};
+
+/* Posts that the delivery (orchestration id, due occurrence) is about to go on the wire;
+ * does not wait. Post it as early as is known (while the session's MAIL and RCPT are on their
+ * way), then journal_wait just before the data goes out. m must stay put until then. */
+void journal_mark(struct journal *j, const char *id, const char *due_at, struct journal_mark *m);
+
+/* Waits until the mark is committed. false when it was not: the database failed, or the row
+ * is no longer queued by this run (its lease was lost). The message must then not be sent. */
+bool journal_wait(struct journal *j, const struct journal_mark *m);
 
 /* Queues the outcome of a delivery marked 'sending'; does not wait. *recorded becomes true
  * once it is committed (read it after journal_flush). Strings are copied. */

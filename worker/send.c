@@ -69,6 +69,7 @@ struct send_job {
     struct smtp_message *msgs;
     const struct send_key *keys;
     bool *recorded;
+    struct journal_mark *marks; /* each message's 'sending' mark, posted ahead of its data */
     size_t n;
     size_t chunk;
     pthread_mutex_t lock;
@@ -81,10 +82,11 @@ struct send_job {
     struct err relay_err;
 };
 
-/* One session's view: its chunk starts at `base` in the job's arrays. */
+/* One session's view: its chunk is [base, base + len) in the job's arrays. */
 struct session_arg {
     struct send_job *job;
     size_t base;
+    size_t len;
 };
 
 static bool
@@ -93,8 +95,18 @@ stopping(const struct send_pool *p)
     return p->stop != NULL && *p->stop;
 }
 
+/* Posts message k's 'sending' mark, so that the write is under way while the session's
+ * MAIL and RCPT are. */
+static void
+premark(struct send_job *job, size_t k)
+{
+    if (job->marks[k].seq == 0 && !stopping(job->pool))
+        journal_mark(job->pool->journal, job->keys[k].id, job->keys[k].due_at, &job->marks[k]);
+}
+
 /* The last step before a message's data goes out: nothing more once a stop was asked for,
- * and nothing the journal has not durably marked 'sending'. */
+ * and nothing the journal has not durably marked 'sending'. The mark's write also carries the
+ * reply to the session's previous message, posted before it. */
 static bool
 before_data(void *arg, size_t i)
 {
@@ -103,7 +115,8 @@ before_data(void *arg, size_t i)
     size_t k = sa->base + i;
     if (stopping(job->pool))
         return false;
-    if (!journal_sending(job->pool->journal, job->keys[k].id, job->keys[k].due_at))
+    premark(job, k);
+    if (!journal_wait(job->pool->journal, &job->marks[k]))
         return false;
     failpoint("before_data");
     return true;
@@ -120,6 +133,8 @@ after_reply(void *arg, size_t i)
                     send_ledger_status(m->outcome), m->code, m->enhanced, m->text,
                     &job->recorded[k]);
     failpoint("after_reply");
+    if (i + 1 < sa->len)
+        premark(job, k + 1);
 }
 
 static void *
@@ -136,8 +151,9 @@ session_thread(void *arg)
         if (stop)
             break;
         size_t len = job->n - start < job->chunk ? job->n - start : job->chunk;
-        struct session_arg sa = {job, start};
+        struct session_arg sa = {job, start, len};
         struct smtp_hooks hooks = {before_data, after_reply, &sa};
+        premark(job, start);
         struct err e;
         err_clear(&e);
         int rc = smtp_send_batch(&job->pool->cfg, job->msgs + start, len, &hooks, NULL, &e);
@@ -168,11 +184,14 @@ send_start(struct send_pool *p, struct smtp_message *msgs, const struct send_key
     if (sessions == 0)
         sessions = 1;
     pthread_t *tid = calloc(sessions, sizeof *tid);
-    if (job == NULL || tid == NULL) {
+    struct journal_mark *marks = calloc(n ? n : 1, sizeof *marks);
+    if (job == NULL || tid == NULL || marks == NULL) {
         free(job);
         free(tid);
+        free(marks);
         return NULL;
     }
+    job->marks = marks;
     job->pool = p;
     job->msgs = msgs;
     job->keys = keys;
@@ -250,6 +269,12 @@ send_finish(struct send_job *job, struct err *e)
     pthread_mutex_unlock(&job->lock);
     for (size_t i = 0; i < job->nthreads; i++)
         pthread_join(job->tid[i], NULL);
+    /* Marks posted ahead for messages a session never reached point into job->marks: the
+     * journal is done with them once everything posted is written. Its failure, if any, is
+     * the batch completion's to report. */
+    struct err fe;
+    err_clear(&fe);
+    (void)journal_flush(p->journal, &fe);
     /* Sessions cut short at a stop's request are not a relay failure. */
     int rc = interrupted ? ERR_OK : job->relay_rc;
     if (rc != ERR_OK)
@@ -257,6 +282,7 @@ send_finish(struct send_job *job, struct err *e)
     pthread_mutex_destroy(&job->lock);
     pthread_cond_destroy(&job->ended);
     free(job->tid);
+    free(job->marks);
     free(job);
     return rc;
 }

@@ -418,19 +418,15 @@ store_ledger_finish(struct db *db, const struct store_batch *b, const struct sto
  * out) and replies (sending -> outcome) of any rows, in one statement. Both are fenced by
  * run_id, so a worker that lost its lease never writes over the one that took the row. */
 static const char SQL_LEDGER_PROGRESS[] =
-    "WITH input AS ("
-    "  SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::int[], $5::text[],"
-    "                       $6::text[]) WITH ORDINALITY AS t(id, due_at, status, code, enh, txt, ord)"
-    "), upd AS ("
-    "  UPDATE recovery_deliveries d"
-    "     SET status = i.status, smtp_code = i.code, smtp_enhanced = i.enh, smtp_text = i.txt,"
-    "         updated_at = now(),"
-    "         sent_at = CASE WHEN i.status = 'sent' THEN now() ELSE d.sent_at END"
-    "    FROM input i"
-    "   WHERE d.orchestration_id = i.id AND d.due_at = i.due_at AND d.run_id = $7"
-    "     AND d.status = CASE WHEN i.status = 'sending' THEN 'queued' ELSE 'sending' END"
-    "  RETURNING d.orchestration_id, d.due_at"
-    ") SELECT i.ord FROM input i JOIN upd ON upd.orchestration_id = i.id AND upd.due_at = i.due_at";
+    "UPDATE recovery_deliveries d"
+    "   SET status = i.status, smtp_code = i.code, smtp_enhanced = i.enh, smtp_text = i.txt,"
+    "       updated_at = now(),"
+    "       sent_at = CASE WHEN i.status = 'sent' THEN now() ELSE d.sent_at END"
+    "  FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::int[], $5::text[], $6::text[])"
+    "       WITH ORDINALITY AS i(id, due_at, status, code, enh, txt, ord)"
+    " WHERE d.orchestration_id = i.id AND d.due_at = i.due_at AND d.run_id = $7"
+    "   AND d.status = CASE WHEN i.status = 'sending' THEN 'queued' ELSE 'sending' END"
+    " RETURNING i.ord";
 
 int
 store_ledger_progress(struct db *db, const char *run_id, const struct store_progress *p, size_t n,
