@@ -113,6 +113,20 @@ admin_users = postgres
         return psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres",
                                 dbname=dbname)
 
+    def drop_server_connections(self, dbname):
+        """Closes the pool's server connections to dbname (admin console KILL, then RESUME),
+        e.g. so the database can be dropped."""
+        import psycopg2
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres",
+                                dbname="pgbouncer")
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f'KILL "{dbname}"')
+                cur.execute(f'RESUME "{dbname}"')
+        finally:
+            conn.close()
+
     def stop(self):
         """SIGTERM (PgBouncer's immediate shutdown), then SIGKILL, by PID."""
         if self.proc is None:
