@@ -80,28 +80,26 @@ class Deadlines(WorkerTestCase):
         self.assertEqual(len(per_rcpt), n, "every due member got a prompt")
         self.assertEqual(max(per_rcpt.values()), 1, "and only one")
 
-    def test_database_going_silent_mid_sweep_ends_it_with_69_within_the_reply_timeout(self):
-        # Protects the reply deadline in common/db.c (poll up to database.reply_timeout,
-        # then drop the connection) and db_share_fate: without them the sweep waits on the
-        # silent socket for good (the kernel keeps the proxy's connection alive).
-        n = 300
-        self.seed_many(n)
+    def sweep_through_a_path_that_goes_silent(self, n, failpoint, reply_timeout_s):
+        """Starts a sweep through a SilentProxy, makes the proxy go silent both ways when the
+        worker reaches `failpoint` (a 1.5 s pause there, when no statement is in flight,
+        so the silence starts between two round trips), and returns (exit code, seconds
+        from the silence to the exit, stderr)."""
         with SilentProxy(self.pg.port) as proxy:
             env = self.env(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{proxy.port}/{self.dbname}",
                            RW_SWEEP_BATCH_SIZE=50, RW_SWEEP_CONCURRENCY=1, RW_SWEEP_LEASE="5s",
                            RW_DATABASE_STATEMENT_TIMEOUT=f"{STATEMENT_TIMEOUT_S}s",
-                           RW_DATABASE_REPLY_TIMEOUT=f"{REPLY_TIMEOUT_S}s",
-                           # a pause after the first batch went to the relay, when no
-                           # statement is in flight: the silence starts between two
-                           RECOVERY_WORKER_FAILPOINTS="after_send#1=sleep(1500)")
+                           RW_DATABASE_REPLY_TIMEOUT=f"{reply_timeout_s}s",
+                           RECOVERY_WORKER_FAILPOINTS=f"{failpoint}=sleep(1500)")
             p = popen_worker(["sweep"], env, self.tmp)
             log = StderrReader(p)
-            self.assertTrue(log.wait_for(lambda l: l.get("failpoint") == "after_send", 60),
+            name = failpoint.split("#")[0]
+            self.assertTrue(log.wait_for(lambda l: l.get("failpoint") == name, 60),
                             log.lines[-20:])
             proxy.go_silent()
             silent_at = time.monotonic()
             try:
-                p.wait(REPLY_TIMEOUT_S + 1.5 + MARGIN_S + 60)
+                p.wait(3 * reply_timeout_s + 60)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
@@ -109,22 +107,49 @@ class Deadlines(WorkerTestCase):
             held = time.monotonic() - silent_at
             err = log.text()
             p.stdout.close()
-        self.assertEqual(p.returncode, 69, err[-3000:])
-        # the documented bound: database.reply_timeout (the rest of the pause is the batch
-        # in hand at the relay, which finishes sending)
-        self.assertLess(held, REPLY_TIMEOUT_S + 1.5 + MARGIN_S, err[-3000:])
-        self.assertGreater(held, REPLY_TIMEOUT_S - 0.5)
-        self.assertIn("no reply within", err)
+            p.stderr.close()
         self.assertNotIn("Sanitizer", err)
-        print(f"\nsilent database: sweep exited 69 after {held:.1f}s"
-              f" (reply_timeout {REPLY_TIMEOUT_S}s)", flush=True)
+        print(f"\nsilent database at {failpoint}: sweep exited {p.returncode} after {held:.1f}s"
+              f" (reply_timeout {reply_timeout_s}s)", flush=True)
+        return p.returncode, held, err
+
+    def drain_and_check(self, n):
         self.assertGreater(len(self.mails()), 0)
         self.assertLess(len(self.mails()), n)
-
         time.sleep(5.5)  # the leases of the cut-short sweep run out
         r = self.worker("sweep", env=self.env(RW_SWEEP_BATCH_SIZE=50), expect=0)
         self.assertGreater(r.summary["processed"], 0)
         self.assert_everyone_prompted_once(n)
+
+    def test_database_going_silent_mid_sweep_ends_it_with_69_within_the_reply_timeout(self):
+        # Protects the reply deadline in common/db.c (poll up to database.reply_timeout,
+        # then drop the connection): without it the sweep waits on the silent socket for
+        # good (the kernel keeps the proxy's connections alive). Here the silence starts
+        # after the first batch went to the relay; both connections then wait at once.
+        n = 300
+        self.seed_many(n)
+        code, held, err = self.sweep_through_a_path_that_goes_silent(n, "after_send#1",
+                                                                     REPLY_TIMEOUT_S)
+        self.assertEqual(code, 69, err[-3000:])
+        # the documented bound: database.reply_timeout (plus the rest of the pause)
+        self.assertLess(held, REPLY_TIMEOUT_S + 1.5 + MARGIN_S, err[-3000:])
+        self.assertGreater(held, REPLY_TIMEOUT_S - 0.5)
+        self.assertIn("no reply within", err)
+        self.drain_and_check(n)
+
+    def test_silence_while_the_second_connection_is_idle_still_ends_within_one_timeout(self):
+        # Protects db_share_fate: the silence starts after the second batch was claimed,
+        # while the first is with the relay and the second connection is idle. The claim
+        # connection's ledger step times out; the second connection then has the first
+        # batch to record, and must give up at once instead of waiting out a deadline of
+        # its own (two reply timeouts in all).
+        n = 300
+        self.seed_many(n)
+        reply = 6
+        code, held, err = self.sweep_through_a_path_that_goes_silent(n, "after_claim#2", reply)
+        self.assertEqual(code, 69, err[-3000:])
+        self.assertLess(held, reply + 1.5 + MARGIN_S, err[-3000:])
+        self.drain_and_check(n)
 
     def test_postgres_restart_mid_sweep_ends_it_with_69_quickly_and_the_next_completes(self):
         # Protects the handling of a connection the server closes (57P01, then a broken
