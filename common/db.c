@@ -32,7 +32,7 @@ struct db_fate {
 #define DB_MAX_LOCAL 16 /* parameters of the per-transaction settings: 8 name/value pairs */
 
 struct db {
-    PGconn *conn;            /* NULL once dropped */
+    PGconn *conn; /* NULL once dropped */
     char sqlstate[6];
     long long reply_timeout_ms;
     /* SELECT set_config($1, $2, true), ...: the per-transaction settings */
@@ -81,13 +81,11 @@ prelude_add(struct db *db, struct buf *sql, const char *name, const char *value)
 static int
 prelude_init(struct db *db, const struct db_options *opt)
 {
-    db->reply_timeout_ms = opt->reply_timeout_ms;
     struct buf sql;
     buf_init(&sql, 0);
     bool ok = true;
-    for (const char *const *kv = opt->local_settings; ok && kv != NULL && kv[0] != NULL &&
-                                                      kv[1] != NULL;
-         kv += 2)
+    for (const char *const *kv = opt->local_settings;
+         ok && kv != NULL && kv[0] != NULL && kv[1] != NULL; kv += 2)
         ok = prelude_add(db, &sql, kv[0], kv[1]);
     if (ok && opt->statement_timeout_ms > 0) {
         char ms[24];
@@ -146,6 +144,7 @@ db_connect(const struct db_options *opt, struct err *e)
                 return NULL;
             }
             db->conn = conn;
+            db->reply_timeout_ms = opt->reply_timeout_ms;
             /* so a send never blocks on a full socket: wait_ready does the waiting */
             PQsetnonblocking(conn, 1);
             if (prelude_init(db, opt) != ERR_OK) {
@@ -308,8 +307,7 @@ wait_ready(struct db *db, long long deadline, struct err *e)
         int n = poll(&p, 1, (int)slice);
         if (n < 0 && errno != EINTR)
             return lost(db, e);
-        if (n > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP)) != 0 &&
-            !PQconsumeInput(db->conn))
+        if (n > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP)) != 0 && !PQconsumeInput(db->conn))
             return lost(db, e);
     }
 }
@@ -326,8 +324,7 @@ struct query {
  * first hold for the rest and end with them. *kept (when keep >= 0) gets the result of
  * queries[keep]. The first failure is classified. */
 static int
-roundtrip(struct db *db, const struct query *q, int nq, int keep, PGresult **kept,
-          struct err *e)
+roundtrip(struct db *db, const struct query *q, int nq, int keep, PGresult **kept, struct err *e)
 {
     if (kept != NULL)
         *kept = NULL;
@@ -338,8 +335,7 @@ roundtrip(struct db *db, const struct query *q, int nq, int keep, PGresult **kep
     if (!PQenterPipelineMode(db->conn))
         return lost(db, e);
     for (int i = 0; i < nq; i++)
-        if (!PQsendQueryParams(db->conn, q[i].sql, q[i].nparams, NULL, q[i].params, NULL, NULL,
-                               0))
+        if (!PQsendQueryParams(db->conn, q[i].sql, q[i].nparams, NULL, q[i].params, NULL, NULL, 0))
             return lost(db, e);
     if (!PQpipelineSync(db->conn))
         return lost(db, e);
