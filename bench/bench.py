@@ -20,6 +20,10 @@ clients (the worker from time -v, smtp-source from wait4, this process for the D
     combined floor = N / ((DB floor CPU s + SMTP floor CPU s) / cores)
     ratio          = sweep orchestrations/s / combined floor
 
+With --pgbouncer, each sweep is run a second time on another fresh copy through PgBouncer in
+transaction pooling (Debian's pgbouncer, a pool of 2, on 127.0.0.1), as a managed database's
+transaction pooler is used, and the two are compared.
+
 Then the relay-latency case: every reply of the relay late by --latency-delay-ms (a delay
 line in front of smtp-sink, bench/delay_proxy.py, since smtp-sink's own delays are whole
 seconds), concurrency C; messages/s against the bound C / delay.
@@ -46,6 +50,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "support"))
 
 from pgcluster import PgCluster, free_port  # noqa: E402
+from pgbouncer import PgBouncer, pgbouncer_bin  # noqa: E402
 
 SINK = "/usr/sbin/smtp-sink"
 SOURCE = "/usr/sbin/smtp-source"
@@ -336,6 +341,7 @@ class Bench:
         self.cores = os.cpu_count() or 1
         self.work = tempfile.mkdtemp(prefix="rw-bench-")
         self.pg = None
+        self.bouncer = None
         self.floor_sql = load_floor_sql()
         self.templates = {}
         self.source_startup = None
@@ -346,10 +352,15 @@ class Bench:
         self.pg = PgCluster().init().start()
         log(f"PostgreSQL on 127.0.0.1:{self.pg.port} (data in {self.pg.dir}); "
             f"work dir {self.work}; {self.cores} cores")
+        if self.a.pgbouncer:
+            self.bouncer = PgBouncer(self.pg.port, pool_mode="transaction", pool_size=2).start()
+            log(f"PgBouncer (transaction pooling, pool of 2) on 127.0.0.1:{self.bouncer.port}")
 
     def cleanup(self):
         for p in CHILDREN:
             stop_pid(p)
+        if self.bouncer is not None:
+            self.bouncer.destroy()
         if self.pg is not None:
             self.pg.destroy()
         if not self.a.keep:
@@ -438,8 +449,9 @@ class Bench:
 
     # -- the sweep
 
-    def sweep(self, tmpl, concurrency, delay_ms=None):
-        """One sweep on a fresh copy; verified; returns its numbers."""
+    def sweep(self, tmpl, concurrency, delay_ms=None, via_bouncer=False):
+        """One sweep on a fresh copy (through PgBouncer when via_bouncer); verified; returns
+        its numbers."""
         n, eligible = tmpl["n"], tmpl["eligible"]
         db = self.fresh_db(tmpl, "sweep")
         timefile = os.path.join(self.work, "time.txt")
@@ -449,17 +461,22 @@ class Bench:
         try:
             proxy = DelayProxy(self.work, sink.port, delay_ms) if delay_ms else None
             port = proxy.port if proxy else sink.port
-            env = worker_env(self.a, self.pg.url(db), port, concurrency)
+            url = self.bouncer.url(db) if via_bouncer else self.pg.url(db)
+            env = worker_env(self.a, url, port, concurrency)
             s0, q0, m0 = sink.counters()
             pg0, sink0 = pg_cpu(self.pg.pid), sink.cpu()
+            pgb0 = proc_cpu(self.bouncer.proc.pid) if via_bouncer else 0.0
             t0 = time.monotonic()
             r = run_timed([TIME, "-v", "-o", timefile, self.a.bin, "sweep"], env, self.work,
                           timeout)
             wall = time.monotonic() - t0
+            if via_bouncer:
+                self.bouncer.drop_server_connections(db)  # pooled, they would stay open
             pg_settle(self.pg.pid, db)
             conns, sessions, messages = sink.wait_counts(m0 + eligible, timeout=5)
             conns, sessions, messages = conns - s0, sessions - q0, messages - m0
             pg1, sink1 = pg_cpu(self.pg.pid), sink.cpu()
+            pgb1 = proc_cpu(self.bouncer.proc.pid) if via_bouncer else 0.0
         finally:
             pstats = proxy.stop() if proxy else None
             sink_err = sink.stop()
@@ -485,6 +502,7 @@ class Bench:
             "smtp_sessions": sessions, "tcp_connections": conns, "sink_messages": messages,
             "orch_per_s": n / wall, "msgs_per_s": summary["nudges_sent"] / wall,
             "stderr_lines": len([l for l in r.stderr.splitlines() if l.strip()]),
+            "via_pgbouncer": via_bouncer, "pgbouncer_cpu_s": pgb1 - pgb0,
         }
         if os.environ.get("BENCH_LOG_LEVEL"):
             sys.stderr.write("".join(l + "\n" for l in r.stderr.splitlines()
@@ -714,6 +732,8 @@ def main():
     ap.add_argument("--sweep-timeout", type=int, default=0, help="seconds; default max(600, N/20)")
     ap.add_argument("--json", help="also write every number to this file")
     ap.add_argument("--keep", action="store_true", help="keep databases and the work dir")
+    ap.add_argument("--pgbouncer", action="store_true",
+                    help="also run each sweep through PgBouncer in transaction pooling")
     a = ap.parse_args()
     a.bin = os.path.abspath(a.bin)
     a.n = a.n or [10000, 100000]
@@ -725,13 +745,15 @@ def main():
     for tool in (SINK, SOURCE, TIME, a.bin):
         if not os.access(tool, os.X_OK):
             ap.error(f"{tool} is missing (bench/run.sh installs and builds everything)")
+    if a.pgbouncer and pgbouncer_bin() is None:
+        ap.error("--pgbouncer: pgbouncer is missing (bench/run.sh installs it)")
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
     b = Bench(a)
-    results = {"cores": b.cores, "args": vars(a), "main": [], "latency": []}
+    results = {"cores": b.cores, "args": vars(a), "main": [], "latency": [], "pgbouncer": []}
     started = time.monotonic()
     try:
         b.start()
@@ -746,6 +768,13 @@ def main():
                     results["main"].append({"run": run, "sweep": s, "db_floor": d,
                                             "smtp_floor": m})
                     log(raw_line(run, s, d, m))
+                    if a.pgbouncer:
+                        p = b.sweep(tmpl, c, via_bouncer=True)
+                        results["pgbouncer"].append({"run": run, "direct": s, "pgbouncer": p})
+                        log(f"run {run}: N={n} C={c} through PgBouncer: wall {p['wall_s']:.2f}s "
+                            f"{p['orch_per_s']:.0f} orch/s (direct {s['wall_s']:.2f}s), "
+                            f"postgres {p['pg_cpu_s']:.2f}s, pgbouncer "
+                            f"{p['pgbouncer_cpu_s']:.2f}s, worker {p['worker_cpu_s']:.2f}s CPU")
         if a.latency_n > 0:
             tmpl = b.template(a.latency_n)
             for c in a.latency_concurrency:
@@ -794,6 +823,24 @@ def main():
                          f"{med(sw, 'rss_mb'):.1f}", f"{dbf:.2f}", f"{smf:.2f}",
                          f"{floor:.0f}", f"{ours / floor:.2f}"])
     print(table(header, rows))
+    if results["pgbouncer"]:
+        print()
+        print(f"Through PgBouncer (transaction pooling, pool of 2) vs direct: medians of "
+              f"{a.runs} run(s)")
+        prow = []
+        for n in a.n:
+            for c in a.concurrency:
+                rs = [r for r in results["pgbouncer"] if r["direct"]["n"] == n
+                      and r["direct"]["concurrency"] == c]
+                dw = med([r["direct"] for r in rs], "wall_s")
+                pw = med([r["pgbouncer"] for r in rs], "wall_s")
+                prow.append([n, c, f"{dw:.2f}", f"{pw:.2f}", f"{pw / dw:.2f}",
+                             f"{med([r['direct'] for r in rs], 'pg_cpu_s'):.2f}",
+                             f"{med([r['pgbouncer'] for r in rs], 'pg_cpu_s'):.2f}",
+                             f"{med([r['pgbouncer'] for r in rs], 'pgbouncer_cpu_s'):.2f}"])
+        print(table(["N", "concurrency", "direct wall s", "PgBouncer wall s", "ratio",
+                     "postgres CPU s direct", "postgres CPU s PgBouncer", "pgbouncer CPU s"],
+                    prow))
     if results["latency"]:
         print()
         print(f"Relay latency: every reply {a.latency_delay_ms:.0f} ms late, "

@@ -17,7 +17,7 @@ SUDO=""
 packages=(
   build-essential cmake pkg-config
   libpq-dev libesmtp-dev libjansson-dev libyaml-dev libcurl4-openssl-dev libssl-dev
-  postgresql python3 python3-psycopg2 postfix time
+  postgresql python3 python3-psycopg2 postfix time pgbouncer
 )
 missing=()
 for p in "${packages[@]}"; do

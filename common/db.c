@@ -1,7 +1,17 @@
 /* db: libpq behind a small interface: connect with bounded jittered retries, parameterised
- * statements, and failures classified as "database unavailable" or "statement failed". */
+ * statements each under a deadline, and failures classified as "database unavailable" or
+ * "statement failed".
+ *
+ * Every round trip is sent asynchronously and waited for with poll() up to the reply
+ * deadline: a server or network that goes silent (a failover, a dead NAT entry) never
+ * holds the caller longer. On expiry the connection is dropped, not cancelled: a cancel
+ * request would travel the same silent path. Settings are made per transaction, so the
+ * connection can be a pooler's (PgBouncer, Supavisor, RDS Proxy in transaction mode). */
 #include "db.h"
 
+#include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,11 +20,26 @@
 #include <libpq-fe.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "log.h"
 
+/* Shared by the connections of one job (db_share_fate). */
+struct db_fate {
+    atomic_int silent;
+    atomic_int refs;
+};
+
+#define DB_MAX_LOCAL 16 /* parameters of the per-transaction settings: 8 name/value pairs */
+
 struct db {
-    PGconn *conn;
+    PGconn *conn; /* NULL once dropped */
     char sqlstate[6];
+    long long reply_timeout_ms;
+    /* SELECT set_config($1, $2, true), ...: the per-transaction settings */
+    char *prelude_sql;
+    char *prelude_params[DB_MAX_LOCAL];
+    int prelude_nparams;
+    struct db_fate *fate;
 };
 
 struct db_res {
@@ -35,6 +60,44 @@ first_line(char *dst, size_t n, const char *src)
 {
     snprintf(dst, n, "%s", src != NULL ? src : "");
     dst[strcspn(dst, "\r\n")] = '\0';
+}
+
+/* Adds one set_config(name, value, true) to the per-transaction statement. */
+static bool
+prelude_add(struct db *db, struct buf *sql, const char *name, const char *value)
+{
+    if (db->prelude_nparams + 2 > DB_MAX_LOCAL)
+        return false;
+    int n = db->prelude_nparams;
+    db->prelude_params[n] = strdup(name);
+    db->prelude_params[n + 1] = strdup(value);
+    db->prelude_nparams = n + 2;
+    buf_printf(sql, "%sset_config($%d, $%d, true)", n > 0 ? ", " : "SELECT ", n + 1, n + 2);
+    return db->prelude_params[n] != NULL && db->prelude_params[n + 1] != NULL;
+}
+
+/* The statement that opens every transaction: the caller's settings, plus the server-side
+ * timeouts. SET LOCAL would do the same but takes no parameters. */
+static int
+prelude_init(struct db *db, const struct db_options *opt)
+{
+    struct buf sql;
+    buf_init(&sql, 0);
+    bool ok = true;
+    for (const char *const *kv = opt->local_settings;
+         ok && kv != NULL && kv[0] != NULL && kv[1] != NULL; kv += 2)
+        ok = prelude_add(db, &sql, kv[0], kv[1]);
+    if (ok && opt->statement_timeout_ms > 0) {
+        char ms[24];
+        snprintf(ms, sizeof ms, "%lld", opt->statement_timeout_ms);
+        ok = prelude_add(db, &sql, "statement_timeout", ms) &&
+             prelude_add(db, &sql, "idle_in_transaction_session_timeout", ms);
+    }
+    if (ok && db->prelude_nparams > 0 && !sql.failed)
+        db->prelude_sql = strdup(buf_str(&sql));
+    ok = ok && !sql.failed && (db->prelude_nparams == 0 || db->prelude_sql != NULL);
+    buf_free(&sql);
+    return ok ? ERR_OK : ERR_INTERNAL;
 }
 
 struct db *
@@ -58,11 +121,18 @@ db_connect(const struct db_options *opt, struct err *e)
     char timeout[16] = "";
     if (opt->connect_timeout_s > 0)
         snprintf(timeout, sizeof timeout, "%d", opt->connect_timeout_s);
-    /* Later entries override what the connection string says; empty values are ignored. */
-    const char *keys[] = {"dbname", "application_name", "fallback_application_name",
-                          "connect_timeout", NULL};
-    const char *vals[] = {opt->conninfo, opt->application_name, "recovery-worker", timeout,
-                          NULL};
+    char user_timeout[24] = "";
+    if (opt->reply_timeout_ms > 0)
+        snprintf(user_timeout, sizeof user_timeout, "%lld", opt->reply_timeout_ms);
+    /* Entries before dbname are defaults the connection string may override (an operator's
+     * keepalives_idle wins); entries after it override the string; empty values are
+     * ignored. Keepalives find a dead peer of an idle connection; tcp_user_timeout drops
+     * one whose sent data goes unacknowledged. */
+    const char *keys[] = {"keepalives", "keepalives_idle", "keepalives_interval",
+                          "keepalives_count", "tcp_user_timeout", "dbname", "application_name",
+                          "fallback_application_name", "connect_timeout", NULL};
+    const char *vals[] = {"1", "30", "10", "3", user_timeout, opt->conninfo,
+                          opt->application_name, "recovery-worker", timeout, NULL};
     int base = opt->retry_base_ms > 0 ? opt->retry_base_ms : 250;
     for (int attempt = 0;; attempt++) {
         PGconn *conn = PQconnectdbParams(keys, vals, 1);
@@ -74,6 +144,14 @@ db_connect(const struct db_options *opt, struct err *e)
                 return NULL;
             }
             db->conn = conn;
+            db->reply_timeout_ms = opt->reply_timeout_ms;
+            /* so a send never blocks on a full socket: wait_ready does the waiting */
+            PQsetnonblocking(conn, 1);
+            if (prelude_init(db, opt) != ERR_OK) {
+                db_close(db);
+                err_set(e, ERR_INTERNAL, "per-transaction settings: too many, or out of memory");
+                return NULL;
+            }
             return db;
         }
         char line[256];
@@ -94,13 +172,38 @@ db_connect(const struct db_options *opt, struct err *e)
     }
 }
 
+static void
+fate_release(struct db_fate *f)
+{
+    if (f != NULL && atomic_fetch_sub(&f->refs, 1) == 1)
+        free(f);
+}
+
 void
 db_close(struct db *db)
 {
     if (db == NULL)
         return;
     PQfinish(db->conn);
+    for (int i = 0; i < db->prelude_nparams; i++)
+        free(db->prelude_params[i]);
+    free(db->prelude_sql);
+    fate_release(db->fate);
     free(db);
+}
+
+void
+db_share_fate(struct db *a, struct db *b)
+{
+    if (a == NULL || b == NULL || a == b || a->fate != NULL || b->fate != NULL)
+        return;
+    struct db_fate *f = malloc(sizeof *f);
+    if (f == NULL)
+        return; /* each connection keeps its own deadline: slower, still bounded */
+    atomic_init(&f->silent, 0);
+    atomic_init(&f->refs, 2);
+    a->fate = f;
+    b->fate = f;
 }
 
 static int
@@ -113,8 +216,10 @@ classify(struct db *db, PGresult *res, const char *what, struct err *e)
                res != NULL && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
                                                            : PQerrorMessage(db->conn));
     enum err_code code = ERR_INTERNAL;
+    /* 57014: statement_timeout (or a cancel): the database is too busy to answer now */
     if (PQstatus(db->conn) != CONNECTION_OK || strncmp(db->sqlstate, "08", 2) == 0 ||
-        strncmp(db->sqlstate, "57P0", 4) == 0 || db->sqlstate[0] == '\0')
+        strncmp(db->sqlstate, "57P0", 4) == 0 || strcmp(db->sqlstate, "57014") == 0 ||
+        db->sqlstate[0] == '\0')
         code = ERR_UNAVAILABLE;
     else if (strcmp(db->sqlstate, "40001") == 0 || strcmp(db->sqlstate, "40P01") == 0 ||
              strcmp(db->sqlstate, "55P03") == 0)
@@ -125,24 +230,182 @@ classify(struct db *db, PGresult *res, const char *what, struct err *e)
                    db->sqlstate, db->sqlstate[0] ? ")" : "");
 }
 
+/* Drops the connection without a cancel request: that would take the same silent path. */
+static void
+drop(struct db *db)
+{
+    PQfinish(db->conn);
+    db->conn = NULL;
+}
+
+static bool
+fate_silent(const struct db *db)
+{
+    return db->fate != NULL && atomic_load(&db->fate->silent) != 0;
+}
+
+static int
+lost(struct db *db, struct err *e)
+{
+    char line[256];
+    first_line(line, sizeof line, PQerrorMessage(db->conn));
+    drop(db);
+    db->sqlstate[0] = '\0';
+    return err_set(e, ERR_UNAVAILABLE, "database: connection lost: %s",
+                   line[0] ? line : "no reason given");
+}
+
+/* Fails at once when the connection was dropped, or its partner went silent. */
+static int
+usable(struct db *db, struct err *e)
+{
+    if (db->conn != NULL && fate_silent(db))
+        drop(db);
+    if (db->conn != NULL)
+        return ERR_OK;
+    db->sqlstate[0] = '\0';
+    return err_set(e, ERR_UNAVAILABLE,
+                   "database: connection dropped after the database stopped answering");
+}
+
+/* Sends what is queued and waits until a result can be read without blocking, up to the
+ * deadline (0: none). Wakes every quarter second to see whether a connection sharing
+ * this one's fate gave up. */
+static int
+wait_ready(struct db *db, long long deadline, struct err *e)
+{
+    for (;;) {
+        int pending = PQflush(db->conn);
+        if (pending < 0)
+            return lost(db, e);
+        if (pending == 0 && !PQisBusy(db->conn))
+            return ERR_OK;
+        long long slice = 250;
+        if (deadline > 0) {
+            long long left = deadline - clock_mono_ms();
+            if (left <= 0) {
+                if (db->fate != NULL)
+                    atomic_store(&db->fate->silent, 1);
+                drop(db);
+                db->sqlstate[0] = '\0';
+                return err_set(e, ERR_UNAVAILABLE,
+                               "database: no reply within %lld ms; connection dropped",
+                               db->reply_timeout_ms);
+            }
+            if (left < slice)
+                slice = left;
+        }
+        if (fate_silent(db)) {
+            drop(db);
+            db->sqlstate[0] = '\0';
+            return err_set(e, ERR_UNAVAILABLE,
+                           "database: another connection got no reply in time; connection "
+                           "dropped");
+        }
+        struct pollfd p = {.fd = PQsocket(db->conn),
+                           .events = (short)(POLLIN | (pending ? POLLOUT : 0))};
+        int n = poll(&p, 1, (int)slice);
+        if (n < 0 && errno != EINTR)
+            return lost(db, e);
+        if (n > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP)) != 0 && !PQconsumeInput(db->conn))
+            return lost(db, e);
+    }
+}
+
+struct query {
+    const char *sql;
+    int nparams;
+    const char *const *params;
+};
+
+/* Sends the queries as one pipeline, in one round trip bounded by the reply deadline.
+ * Outside an explicit transaction they form one implicit transaction that the closing
+ * Sync commits (or rolls back on error), so settings made by set_config(..., true) in the
+ * first hold for the rest and end with them. *kept (when keep >= 0) gets the result of
+ * queries[keep]. The first failure is classified. */
+static int
+roundtrip(struct db *db, const struct query *q, int nq, int keep, PGresult **kept, struct err *e)
+{
+    if (kept != NULL)
+        *kept = NULL;
+    int rc = usable(db, e);
+    if (rc != ERR_OK)
+        return rc;
+    long long deadline = db->reply_timeout_ms > 0 ? clock_mono_ms() + db->reply_timeout_ms : 0;
+    if (!PQenterPipelineMode(db->conn))
+        return lost(db, e);
+    for (int i = 0; i < nq; i++)
+        if (!PQsendQueryParams(db->conn, q[i].sql, q[i].nparams, NULL, q[i].params, NULL, NULL, 0))
+            return lost(db, e);
+    if (!PQpipelineSync(db->conn))
+        return lost(db, e);
+    PGresult *failed = NULL;
+    PGresult *mine = NULL;
+    int idx = 0;
+    for (;;) {
+        rc = wait_ready(db, deadline, e);
+        if (rc != ERR_OK)
+            break;
+        PGresult *r = PQgetResult(db->conn);
+        if (r == NULL) {
+            /* the end of one query's results; past the last, only a broken connection */
+            if (PQstatus(db->conn) == CONNECTION_BAD || ++idx > nq) {
+                rc = failed != NULL ? ERR_OK : lost(db, e);
+                break;
+            }
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        if (st == PGRES_FATAL_ERROR && failed == NULL)
+            failed = r;
+        else if (idx == keep && mine == NULL && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK))
+            mine = r;
+        else
+            PQclear(r);
+    }
+    if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
+        PQexitPipelineMode(db->conn);
+    if (rc == ERR_OK && failed != NULL)
+        rc = classify(db, failed, "database", e);
+    PQclear(failed);
+    if (rc != ERR_OK) {
+        PQclear(mine);
+        return rc;
+    }
+    db->sqlstate[0] = '\0';
+    if (kept != NULL)
+        *kept = mine;
+    else
+        PQclear(mine);
+    return ERR_OK;
+}
+
+static bool
+in_transaction(const struct db *db)
+{
+    return db->conn != NULL && PQtransactionStatus(db->conn) != PQTRANS_IDLE;
+}
+
 int
 db_exec(struct db *db, const char *sql, int nparams, const char *const *params,
         struct db_res **out, struct err *e)
 {
     if (out != NULL)
         *out = NULL;
-    PGresult *res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        int rc = classify(db, res, "database", e);
-        PQclear(res);
+    struct query q[2];
+    int nq = 0;
+    if (!in_transaction(db) && db->prelude_sql != NULL)
+        q[nq++] = (struct query){db->prelude_sql, db->prelude_nparams,
+                                 (const char *const *)db->prelude_params};
+    q[nq++] = (struct query){sql, nparams, params};
+    PGresult *res = NULL;
+    int rc = roundtrip(db, q, nq, nq - 1, out != NULL ? &res : NULL, e);
+    if (rc != ERR_OK || out == NULL)
         return rc;
-    }
-    db->sqlstate[0] = '\0';
-    if (out == NULL) {
-        PQclear(res);
-        return ERR_OK;
-    }
     struct db_res *r = malloc(sizeof *r);
     if (r == NULL) {
         PQclear(res);
@@ -153,37 +416,82 @@ db_exec(struct db *db, const char *sql, int nparams, const char *const *params,
     return ERR_OK;
 }
 
+/* A script of several statements goes by the simple query protocol, which pipelines
+ * cannot carry. */
+static int
+exec_simple(struct db *db, const char *sql, struct err *e)
+{
+    int rc = usable(db, e);
+    if (rc != ERR_OK)
+        return rc;
+    long long deadline = db->reply_timeout_ms > 0 ? clock_mono_ms() + db->reply_timeout_ms : 0;
+    if (!PQsendQuery(db->conn, sql))
+        return lost(db, e);
+    PGresult *failed = NULL;
+    for (;;) {
+        rc = wait_ready(db, deadline, e);
+        if (rc != ERR_OK)
+            break;
+        PGresult *r = PQgetResult(db->conn);
+        if (r == NULL)
+            break;
+        if (PQresultStatus(r) == PGRES_FATAL_ERROR && failed == NULL)
+            failed = r;
+        else
+            PQclear(r);
+    }
+    if (rc == ERR_OK && failed != NULL)
+        rc = classify(db, failed, "database", e);
+    PQclear(failed);
+    if (rc == ERR_OK)
+        db->sqlstate[0] = '\0';
+    return rc;
+}
+
 int
 db_exec_script(struct db *db, const char *sql, struct err *e)
 {
-    PGresult *res = PQexec(db->conn, sql);
-    ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    int rc = ERR_OK;
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)
-        rc = classify(db, res, "database", e);
-    PQclear(res);
+    if (in_transaction(db))
+        return exec_simple(db, sql, e);
+    int rc = db_begin(db, e);
+    if (rc == ERR_OK)
+        rc = exec_simple(db, sql, e);
+    if (rc == ERR_OK)
+        rc = db_commit(db, e);
+    if (rc != ERR_OK)
+        db_rollback(db);
     return rc;
 }
 
 int
 db_begin(struct db *db, struct err *e)
 {
-    return db_exec_script(db, "BEGIN", e);
+    struct query q[2] = {{"BEGIN", 0, NULL}};
+    int nq = 1;
+    if (db->prelude_sql != NULL)
+        q[nq++] = (struct query){db->prelude_sql, db->prelude_nparams,
+                                 (const char *const *)db->prelude_params};
+    int rc = roundtrip(db, q, nq, -1, NULL, e);
+    if (rc != ERR_OK)
+        db_rollback(db); /* BEGIN went through, the settings did not */
+    return rc;
 }
 
 int
 db_commit(struct db *db, struct err *e)
 {
-    return db_exec_script(db, "COMMIT", e);
+    const struct query q = {"COMMIT", 0, NULL};
+    return roundtrip(db, &q, 1, -1, NULL, e);
 }
 
 void
 db_rollback(struct db *db)
 {
-    if (PQtransactionStatus(db->conn) != PQTRANS_IDLE) {
-        PGresult *res = PQexec(db->conn, "ROLLBACK");
-        PQclear(res);
-    }
+    if (!in_transaction(db))
+        return;
+    const struct query q = {"ROLLBACK", 0, NULL};
+    struct err ignore;
+    roundtrip(db, &q, 1, -1, NULL, &ignore);
 }
 
 size_t

@@ -1,5 +1,6 @@
 /* db: the libpq wrapper. Connect with bounded, jittered retries; run parameterised
- * statements only; classify failures as "database unavailable" or "statement failed".
+ * statements only, each with a deadline; classify failures as "database unavailable" or
+ * "statement failed". No session state, so it works through transaction-pooling poolers.
  * libpq's types stay inside db.c. */
 #ifndef COMMON_DB_H
 #define COMMON_DB_H
@@ -18,6 +19,16 @@ struct db_options {
     int retry_base_ms;        /* first backoff, doubled each attempt, with jitter */
     const char *application_name;
     int connect_timeout_s;    /* per attempt; 0 = libpq's default (none) */
+    /* Server-side statement_timeout and idle_in_transaction_session_timeout of every
+     * transaction; 0 = the server's own. */
+    long long statement_timeout_ms;
+    /* The longest wait for any reply of the server (one round trip). On expiry the
+     * connection is dropped and the call fails with ERR_UNAVAILABLE. Also the kernel's
+     * tcp_user_timeout. 0 = no deadline. */
+    long long reply_timeout_ms;
+    /* Settings made per transaction (set_config(name, value, true)), never for the session:
+     * name, value, name, value, ..., NULL. Borrowed; copied at connect. */
+    const char *const *local_settings;
 };
 
 /* Connects (new: free with db_close). On failure returns NULL and sets e to ERR_UNAVAILABLE
@@ -26,19 +37,28 @@ struct db_options {
 struct db *db_connect(const struct db_options *opt, struct err *e);
 void db_close(struct db *db);
 
-/* Runs one statement with text parameters ($1..$n; NULL elements are SQL NULL). On success
+/* Ties the fate of two connections of one job: once a reply deadline expires on one (the
+ * network or the server went silent), the other gives up too, at once if idle and within
+ * a fraction of a second if waiting, instead of waiting out a deadline of its own. Either
+ * may be NULL (then nothing happens). Holds until both are closed. */
+void db_share_fate(struct db *a, struct db *b);
+
+/* Runs one statement with text parameters ($1..$n; NULL elements are SQL NULL). Outside an
+ * explicit transaction it runs in a transaction of its own that also applies the per-
+ * transaction settings, all in one round trip. On success
  * returns ERR_OK and, when res is non-NULL, the result (new: free with db_res_free). On
- * failure sets e: ERR_UNAVAILABLE when the connection is gone or the server is shutting down
- * (SQLSTATE class 08, 57P0x), ERR_TEMPORARY for serialization failures and deadlocks
+ * failure sets e: ERR_UNAVAILABLE when the connection is gone, the server is shutting down
+ * (SQLSTATE class 08, 57P0x), a statement timed out (57014) or no reply came in time, ERR_TEMPORARY for serialization failures and deadlocks
  * (40001, 40P01), ERR_DATA for data exceptions (class 22: a value that is not a timestamp,
  * not JSON, ...), ERR_INTERNAL otherwise. */
 int db_exec(struct db *db, const char *sql, int nparams, const char *const *params,
             struct db_res **res, struct err *e);
 
-/* Convenience for statements without parameters (BEGIN, COMMIT, DDL scripts). Multiple
- * statements separated by ';' are allowed here. */
+/* Statements without parameters (DDL scripts); several separated by ';' are allowed. Runs
+ * inside the current transaction, or in one of its own. */
 int db_exec_script(struct db *db, const char *sql, struct err *e);
 
+/* Opens a transaction and applies the per-transaction settings, in one round trip. */
 int db_begin(struct db *db, struct err *e);
 int db_commit(struct db *db, struct err *e);
 /* Rolls back if a transaction is open; never fails loudly (errors are ignored). */

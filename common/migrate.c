@@ -1,5 +1,6 @@
 /* migrate: numbered SQL migrations, each applied once, in order, in its own transaction,
- * under an advisory lock so two deployments migrating at once serialise. */
+ * under a transaction-level advisory lock so two deployments migrating at once serialise,
+ * directly or through a transaction-pooling pooler. */
 #include "migrate.h"
 
 #include <stdio.h>
@@ -34,25 +35,42 @@ is_applied(struct db *db, const char *table, const char *name, bool *applied, st
     return rc;
 }
 
-/* One migration in its own transaction; the record of it commits with it. */
+/* One migration in its own transaction, which first takes the transaction-level advisory
+ * lock: concurrent runs serialise there, before any DDL, so two never race to create the
+ * same object (CREATE ... IF NOT EXISTS is no guard against a concurrent creator), and the
+ * lock ends with the transaction on whichever server connection a pooler gave it. The
+ * record of the migration commits with it. */
 static int
-apply_one(struct db *db, const char *table, const struct migration *m, struct err *e)
+apply_one(struct db *db, const char *table, const char *lock_key, const struct migration *m,
+          bool *applied, struct err *e)
 {
     char sql[256];
     snprintf(sql, sizeof sql, "INSERT INTO %s (version) VALUES ($1)", table);
+    const char *key[] = {lock_key};
     const char *params[] = {m->name};
+    bool done = false;
+    *applied = false;
     int rc = db_begin(db, e);
     if (rc == ERR_OK)
-        rc = db_exec_script(db, m->sql, e);
+        rc = db_exec(db, "SELECT pg_advisory_xact_lock($1::bigint)", 1, key, NULL, e);
     if (rc == ERR_OK)
-        rc = db_exec(db, sql, 1, params, NULL, e);
+        rc = ensure_table(db, table, e);
+    if (rc == ERR_OK)
+        rc = is_applied(db, table, m->name, &done, e);
+    if (rc == ERR_OK && !done) {
+        rc = db_exec_script(db, m->sql, e);
+        if (rc == ERR_OK)
+            rc = db_exec(db, sql, 1, params, NULL, e);
+    }
     if (rc == ERR_OK)
         rc = db_commit(db, e);
     if (rc != ERR_OK) {
         db_rollback(db);
         err_prefix(e, "migration %s", m->name);
+        return rc;
     }
-    return rc;
+    *applied = !done;
+    return ERR_OK;
 }
 
 int
@@ -61,25 +79,16 @@ migrate_apply(struct db *db, const char *table, long long lock_key,
 {
     char key[32];
     snprintf(key, sizeof key, "%lld", lock_key);
-    const char *params[] = {key};
     *applied = 0;
-    int rc = db_exec(db, "SELECT pg_advisory_lock($1::bigint)", 1, params, NULL, e);
-    if (rc != ERR_OK)
-        return rc;
-    rc = ensure_table(db, table, e);
+    int rc = ERR_OK;
     for (unsigned i = 0; rc == ERR_OK && i < n; i++) {
-        bool done = false;
-        rc = is_applied(db, table, list[i].name, &done, e);
-        if (rc != ERR_OK || done)
-            continue;
-        rc = apply_one(db, table, &list[i], e);
-        if (rc == ERR_OK) {
+        bool now = false;
+        rc = apply_one(db, table, key, &list[i], &now, e);
+        if (rc == ERR_OK && now) {
             (*applied)++;
             log_info("migration applied", json_pack("{s:s}", "migration", list[i].name));
         }
     }
-    struct err ignore;
-    db_exec(db, "SELECT pg_advisory_unlock($1::bigint)", 1, params, NULL, &ignore);
     return rc;
 }
 

@@ -11,8 +11,10 @@ struct migration {
     const char *sql;  /* the whole script */
 };
 
-/* Applies every migration of list[0..n) that the table `table` does not record yet. Holds
- * pg_advisory_lock(lock_key) for the duration so concurrent runs serialise. Sets *applied
+/* Applies every migration of list[0..n) that the table `table` does not record yet (and
+ * creates that table). Each migration's transaction first takes
+ * pg_advisory_xact_lock(lock_key), so concurrent runs serialise; no session state is
+ * used, so it is safe through a transaction-pooling pooler. Sets *applied
  * to the number applied now. A migration that fails is rolled back and stops the run. */
 int migrate_apply(struct db *db, const char *table, long long lock_key,
                   const struct migration *list, unsigned n, unsigned *applied, struct err *e);

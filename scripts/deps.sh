@@ -7,7 +7,7 @@ packages=(
   libpq-dev libesmtp-dev libjansson-dev libyaml-dev libcurl4-openssl-dev libssl-dev
   libcmocka-dev
   postgresql python3 python3-psycopg2 python3-aiosmtpd python3-yaml openssl
-  prometheus-pushgateway prometheus systemd
+  prometheus-pushgateway prometheus systemd pgbouncer
 )
 
 missing=()

@@ -35,28 +35,31 @@ cmd_catch_stop_signals(void)
 struct db *
 cmd_connect(const struct settings *s, bool require_schema, struct err *e)
 {
-    struct db_options opt = {
-        .conninfo = s->database_url,
-        .connect_retries = s->database_connect_retries,
-        .retry_base_ms = 500,
-        .application_name = "recovery-worker",
-        .connect_timeout_s = (int)((s->database_connect_timeout_ms + 999) / 1000),
-    };
-    struct db *db = db_connect(&opt, e);
-    if (db == NULL)
-        return NULL;
     /* Bitmap scans off: with statistics that lag behind a growing backlog (right after an
      * outage, or a bulk load), the planner reads the due set through a bitmap scan and sorts
      * all of it for every batch of 500, which makes draining N rows cost N^2/500. An index
      * scan in next_action_at order stops after the batch. Every other statement of the
      * worker is an index lookup by key, where bitmaps gain nothing. JIT off: the batch
      * statements are short, and compiling them (its cost threshold is met by the estimates
-     * of the ledger look-ups) took longer than running them. */
-    if (db_exec_script(db, "SET TIME ZONE 'UTC'; SET enable_bitmapscan = off; SET jit = off",
-                       e) != ERR_OK) {
-        db_close(db);
+     * of the ledger look-ups) took longer than running them. Per transaction, never for
+     * the session: through a transaction pooler a session SET would reach other clients
+     * and miss the worker's own next statement. */
+    static const char *const local_settings[] = {
+        "TimeZone", "UTC", "enable_bitmapscan", "off", "jit", "off", NULL,
+    };
+    struct db_options opt = {
+        .conninfo = s->database_url,
+        .connect_retries = s->database_connect_retries,
+        .retry_base_ms = 500,
+        .application_name = "recovery-worker",
+        .connect_timeout_s = (int)((s->database_connect_timeout_ms + 999) / 1000),
+        .statement_timeout_ms = s->database_statement_timeout_ms,
+        .reply_timeout_ms = s->database_reply_timeout_ms,
+        .local_settings = local_settings,
+    };
+    struct db *db = db_connect(&opt, e);
+    if (db == NULL)
         return NULL;
-    }
     if (require_schema) {
         unsigned pending = 0;
         if (migrate_pending(db, MIGRATIONS_TABLE, migrations_embedded, migrations_embedded_count,

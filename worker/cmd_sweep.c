@@ -183,6 +183,8 @@ cmd_sweep_once(const struct settings *s, const struct prompt_templates *t,
         if (db2 == NULL)
             log_warn("second database connection unavailable; sweeping on one",
                      json_pack("{s:s}", "error", e2.msg));
+        /* a silent database ends the sweep within one reply deadline, not one per connection */
+        db_share_fate(db, db2);
     }
     int rc = sweep_run(db, journal, db2, s, t, run_id, opt, &sum, e);
     db_close(db2);

@@ -59,6 +59,23 @@ static const struct config_key settings_table[] = {
      .min = 1 * SEC,
      .max = 10 * MIN,
      .help = "deadline of one connection attempt"},
+    {.path = "database.statement_timeout",
+     .type = CONFIG_DURATION,
+     .offset = DUR(database_statement_timeout_ms),
+     .def = "30s",
+     .min = 1 * SEC,
+     .max = 24 * HOUR,
+     .help = "server-side statement_timeout and idle_in_transaction_session_timeout of each "
+             "of the worker's transactions (raise it for a long migrate)"},
+    {.path = "database.reply_timeout",
+     .type = CONFIG_DURATION,
+     .offset = DUR(database_reply_timeout_ms),
+     .def = "45s",
+     .min = 2 * SEC,
+     .max = 24 * HOUR,
+     .help = "longest wait for any reply of the database before the connection is dropped "
+             "(exit 69): how long a silent database can hold a sweep; longer than "
+             "database.statement_timeout"},
 
     /* smtp */
     {.path = "smtp.host",
@@ -513,6 +530,13 @@ check(struct config *c, const struct settings *s)
     if (!is_set(s->smtp_host))
         config_problem(c, "smtp.host", "must not be empty");
 
+    if (s->database_reply_timeout_ms <= s->database_statement_timeout_ms) {
+        /* the server's own timeout must come first, with a clear error, on a live network */
+        config_format_duration(s->database_reply_timeout_ms, a, sizeof a);
+        config_format_duration(s->database_statement_timeout_ms, b, sizeof b);
+        config_problem(c, "database.reply_timeout",
+                       "%s is not longer than database.statement_timeout (%s)", a, b);
+    }
     if (s->backoff_base_ms > s->backoff_max_ms) {
         config_format_duration(s->backoff_base_ms, a, sizeof a);
         config_format_duration(s->backoff_max_ms, b, sizeof b);

@@ -36,6 +36,8 @@ struct settings {
     char *database_url; /* DATABASE_URL */
     int database_connect_retries;
     long long database_connect_timeout_ms;
+    long long database_statement_timeout_ms; /* server-side, per transaction */
+    long long database_reply_timeout_ms;     /* client-side, per round trip */
 
     /* smtp */
     char *smtp_host;        /* SMTP_HOST */

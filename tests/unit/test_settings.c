@@ -372,6 +372,18 @@ test_settings_backoff_base_beyond_max_points_at_the_file(void **state)
 }
 
 static void
+test_settings_reply_timeout_must_exceed_statement_timeout(void **state)
+{
+    struct fixture *f = *state;
+    write_file("worker.yaml", "database:\n  statement_timeout: 1m\n  reply_timeout: 45s\n");
+    assert_int_equal(load(f, NULL), ERR_CONFIG);
+    assert_string_equal(f->problems, "worker.yaml:3:3: database.reply_timeout: 45s is not longer "
+                                     "than database.statement_timeout (1m)\n");
+    write_file("worker.yaml", "database:\n  statement_timeout: 1m\n  reply_timeout: 70s\n");
+    assert_int_equal(load(f, NULL), ERR_OK);
+}
+
+static void
 test_settings_resume_url_needs_http(void **state)
 {
     struct fixture *f = *state;
@@ -560,6 +572,7 @@ main(void)
         T(test_settings_password_file_supplies_the_password),
         T(test_settings_username_and_password_go_together),
         T(test_settings_backoff_base_beyond_max_points_at_the_file),
+        T(test_settings_reply_timeout_must_exceed_statement_timeout),
         T(test_settings_resume_url_needs_http),
         T(test_settings_sender_email_is_validated),
         T(test_settings_sender_email_must_suit_the_from_header),
