@@ -195,15 +195,18 @@ db_close(struct db *db)
 void
 db_share_fate(struct db *a, struct db *b)
 {
-    if (a == NULL || b == NULL || a == b || a->fate != NULL || b->fate != NULL)
+    if (a == NULL || b == NULL || a == b || b->fate != NULL)
         return;
-    struct db_fate *f = malloc(sizeof *f);
-    if (f == NULL)
-        return; /* each connection keeps its own deadline: slower, still bounded */
-    atomic_init(&f->silent, 0);
-    atomic_init(&f->refs, 2);
-    a->fate = f;
-    b->fate = f;
+    if (a->fate == NULL) {
+        struct db_fate *f = malloc(sizeof *f);
+        if (f == NULL)
+            return; /* each connection keeps its own deadline: slower, still bounded */
+        atomic_init(&f->silent, 0);
+        atomic_init(&f->refs, 1);
+        a->fate = f;
+    }
+    atomic_fetch_add(&a->fate->refs, 1);
+    b->fate = a->fate;
 }
 
 static int

@@ -37,10 +37,11 @@ struct db_options {
 struct db *db_connect(const struct db_options *opt, struct err *e);
 void db_close(struct db *db);
 
-/* Ties the fate of two connections of one job: once a reply deadline expires on one (the
- * network or the server went silent), the other gives up too, at once if idle and within
- * a fraction of a second if waiting, instead of waiting out a deadline of its own. Either
- * may be NULL (then nothing happens). Holds until both are closed. */
+/* Ties the fate of the connections of one job: b joins a's group (a new one if a has
+ * none). Once a reply deadline expires on one (the network or the server went silent), the
+ * others give up too, at once if idle and within a fraction of a second if waiting, instead
+ * of each waiting out a deadline of its own. Either may be NULL (then nothing happens).
+ * Holds until all are closed. */
 void db_share_fate(struct db *a, struct db *b);
 
 /* Runs one statement with text parameters ($1..$n; NULL elements are SQL NULL). Outside an

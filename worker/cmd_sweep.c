@@ -164,6 +164,9 @@ cmd_sweep_once(const struct settings *s, const struct prompt_templates *t,
     struct db *journal = NULL;
     if (!opt->dry_run) {
         journal = cmd_connect(s, false, e);
+        /* a silent database ends the sweep within one reply deadline, not one per
+         * connection */
+        db_share_fate(db, journal);
         if (journal == NULL) {
             db_close(db);
             if (report)
@@ -183,7 +186,6 @@ cmd_sweep_once(const struct settings *s, const struct prompt_templates *t,
         if (db2 == NULL)
             log_warn("second database connection unavailable; sweeping on one",
                      json_pack("{s:s}", "error", e2.msg));
-        /* a silent database ends the sweep within one reply deadline, not one per connection */
         db_share_fate(db, db2);
     }
     int rc = sweep_run(db, journal, db2, s, t, run_id, opt, &sum, e);
