@@ -30,7 +30,7 @@ SYSTEMD = os.path.join(DEPLOY, "systemd")
 
 BINARY = "/usr/local/bin/recovery-worker"
 RUNTIME_PACKAGES = {"libpq5", "libesmtp6", "libcurl4", "libjansson4", "libyaml-0-2",
-                    "libssl3", "ca-certificates"}
+                    "libssl3", "ca-certificates", "tzdata"}
 BUILD_PACKAGES = {"build-essential", "cmake", "pkg-config", "libpq-dev", "libesmtp-dev",
                   "libjansson-dev", "libyaml-dev", "libcurl4-openssl-dev", "libssl-dev"}
 SECRET_VARS = {"DATABASE_URL", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_PASSWORD_FILE",
@@ -477,6 +477,18 @@ class Containerfile(unittest.TestCase):
             if m is None and "Candidate" not in p.stdout:
                 self.skipTest(f"apt lists are empty: cannot look up {pkg}")
             self.assertTrue(m and m.group(1) != "(none)", f"{pkg}: no such Debian package")
+
+    def test_runtime_stage_has_the_zoneinfo_the_default_zone_needs(self):
+        # sweep.quiet_hours_zone (UTC by default) is looked up in /usr/share/zoneinfo at
+        # every start: the package that holds it must be in the image.
+        if shutil.which("dpkg") is None:
+            self.skipTest("not a Debian system")
+        q = subprocess.run(["dpkg", "-S", "/usr/share/zoneinfo/Etc/UTC"],
+                           capture_output=True, text=True)
+        owners = {line.split(":")[0] for line in q.stdout.splitlines() if ":" in line}
+        self.assertTrue(owners, "/usr/share/zoneinfo/Etc/UTC: no package owns it")
+        self.assertTrue(owners & self.installs(self.stages[-1]),
+                        f"the zoneinfo comes from {owners}, not installed by the runtime stage")
 
     @unittest.skipUnless(os.environ.get("RW_BIN"), "RW_BIN not set: libraries not matched")
     def test_runtime_stage_has_every_library_the_binary_needs(self):
