@@ -148,11 +148,13 @@ class Yaml(unittest.TestCase):
                             self.assertIn(field, d, path)
                         self.assertTrue(d.get("metadata", {}).get("name"), path)
         for expected in ("k8s/cronjob.yaml", "k8s/migrate-job.yaml", "k8s/deployment.yaml",
-                         "k8s/configmap.yaml", "k8s/secret.example.yaml"):
+                         "k8s/configmap.yaml", "k8s/secret.example.yaml",
+                         "k8s/dry-run-job.yaml"):
             self.assertIn(expected, found)
 
     def test_kinds(self):
         expect = {"cronjob.yaml": ["CronJob"], "migrate-job.yaml": ["Job"],
+                  "dry-run-job.yaml": ["Job"],
                   "deployment.yaml": ["Deployment", "PodDisruptionBudget"],
                   "configmap.yaml": ["ConfigMap"], "secret.example.yaml": ["Secret"]}
         for name, kinds in expect.items():
@@ -171,7 +173,7 @@ class Kubernetes(unittest.TestCase):
         self.assertEqual(len(pod["containers"]), 1)
         c = pod["containers"][0]
         csc = c.get("securityContext", {})
-        self.assertIn(command, c["args"])
+        self.assertIn(command, " ".join(c["args"]).split())
         self.assertIs(csc.get("runAsNonRoot", psc.get("runAsNonRoot")), True)
         self.assertEqual(csc.get("runAsUser", psc.get("runAsUser")), 65532)
         self.assertEqual(csc.get("seccompProfile", psc.get("seccompProfile")),
@@ -230,6 +232,23 @@ class Kubernetes(unittest.TestCase):
         self.assertEqual(c["args"], ["migrate"])
         self.check_failure_policy(job["spec"], c)
         self.assertGreater(job["spec"]["activeDeadlineSeconds"], 0)
+
+    def test_dry_run_job(self):
+        # What the script does is run in test_sweep_outcomes (DryRunJobRecipe); here, the
+        # pod it runs in.
+        job = one(k8s_docs("dry-run-job.yaml"), "Job")
+        pod = job["spec"]["template"]["spec"]
+        c = self.check_pod(pod, "sweep")
+        self.assertEqual(c["command"], ["/bin/sh", "-c"])
+        script = c["args"][0]
+        self.assertIn("--dry-run", script.split())
+        self.assertEqual(job["spec"]["backoffLimit"], 0)
+        self.assertEqual(pod["restartPolicy"], "Never")
+        # The preview is written where the read-only root allows: an emptyDir on /tmp.
+        mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        self.assertIn("emptyDir", volumes[mounts["/tmp"]])
+        self.assertIn("/tmp/preview", script)
 
     def test_deployment(self):
         docs = k8s_docs("deployment.yaml")
