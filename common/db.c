@@ -61,8 +61,7 @@ scrub_conninfo(char *msg, const char *conninfo)
             }
         }
         if (best >= 2) {
-            /* "..." is never longer than what it replaces until best is 2: then the copy
-             * would overtake the reading, so two characters become two dots */
+            /* in place, so never longer than what it replaces: two characters, two dots */
             size_t dots = best < 3 ? best : 3;
             memset(out, '.', dots);
             out += dots;
