@@ -100,6 +100,138 @@ prelude_init(struct db *db, const struct db_options *opt)
     return ok ? ERR_OK : ERR_INTERNAL;
 }
 
+/* libpq's parse errors quote the connection string back, password included: 'missing "="
+ * after ""postgresql://user:secret@db/shop""' (a URI in quotes, as a container engine
+ * passes it on from an env file), or 'invalid URI query parameter: "..."' with the whole URI.
+ * Where the string may hold a password (a URI's user:password@, or a password key), what
+ * follows a quote in the message and is also in the string, two characters or more, becomes
+ * "..."; libpq's own words stay. */
+static void
+scrub_conninfo(char *msg, const char *conninfo)
+{
+    if (strchr(conninfo, '@') == NULL && strstr(conninfo, "password") == NULL)
+        return;
+    char *out = msg;
+    for (const char *p = msg; *p != '\0';) {
+        size_t best = 0;
+        if (p > msg && p[-1] == '"') {
+            for (const char *c = conninfo; *c != '\0'; c++) {
+                size_t n = 0;
+                while (p[n] != '\0' && p[n] == c[n])
+                    n++;
+                if (n > best)
+                    best = n;
+            }
+        }
+        if (best >= 2) {
+            /* in place, so never longer than what it replaces: two characters, two dots */
+            size_t dots = best < 3 ? best : 3;
+            memset(out, '.', dots);
+            out += dots;
+            p += best;
+        } else {
+            *out++ = *p++;
+        }
+    }
+    *out = '\0';
+}
+
+/* Where text says 'NOUN"name" does not exist' ('database "shop" does not exist'), or NULL. */
+static const char *
+names_missing(const char *text, const char *noun)
+{
+    size_t n = strlen(noun);
+    for (const char *p = strstr(text, noun); p != NULL; p = strstr(p + 1, noun)) {
+        const char *close = p[n] == '"' ? strchr(p + n + 1, '"') : NULL;
+        if (close != NULL && strncmp(close, "\" does not exist", 16) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* libpq reports every failure to connect as text, with no code: a server that is down,
+ * starting up or out of connection slots reads the same to the program as a missing
+ * certificate or a wrong password. Retrying helps only the first kind, and a batch job that
+ * retries the second kind (CronJob backoff, systemd Restart=) does so until someone reads
+ * the log, so it is told apart here, once, on the messages of libpq 15 (client side, never
+ * translated: the worker does not call setlocale) and of the server (English unless the
+ * server's lc_messages says otherwise: a translated one stays "unavailable", as before).
+ * PQconnectionNeedsPassword needs no text. A host name that does not resolve stays
+ * "unavailable": it is as often DNS being down as a typo. */
+enum err_code
+db_connect_failure(const char *msg, bool needs_password, const char **line, size_t *len)
+{
+    static const char *const config_phrases[] = {
+        /* connection options libpq refuses before any network traffic */
+        "invalid sslmode value",
+        "invalid gssencmode value",
+        "invalid target_session_attrs value",
+        "invalid channel_binding value",
+        "invalid sslcertmode value",
+        "invalid load_balance_hosts value",
+        "invalid port number",
+        "invalid integer value",
+        "SSL protocol version",
+        "invalid when SSL support is not compiled in",
+        "hostaddr values",
+        "port numbers to",
+        "could not parse network address",
+        /* certificate and key files named (or defaulted) by the connection string */
+        "root certificate file",
+        "certificate file \"",
+        "private key file",
+        /* the server's certificate does not prove the host named in the string */
+        "certificate verify failed",
+        "does not match host name",
+        "server certificate for",
+        "server does not support SSL, but SSL was required",
+        "channel binding",
+        /* the server refuses who we say we are, or where we want to go */
+        "fe_sendauth: no password supplied",
+        "authentication failed for user",
+        "no pg_hba.conf entry",
+        "pg_hba.conf rejects connection",
+        "connection requires a valid client certificate",
+        "is not permitted to log in",
+        "permission denied for database",
+        NULL,
+    };
+    const char *text = msg != NULL ? msg : "";
+    const char *hit = NULL;
+    for (const char *const *ph = config_phrases; *ph != NULL && hit == NULL; ph++)
+        hit = strstr(text, *ph);
+    if (hit == NULL)
+        hit = names_missing(text, "database ");
+    if (hit == NULL)
+        hit = names_missing(text, "role ");
+    if (hit == NULL && needs_password)
+        hit = text;
+    const char *start = hit != NULL ? hit : text;
+    while (start > text && start[-1] != '\n')
+        start--;
+    *line = start;
+    *len = strcspn(start, "\r\n");
+    return hit != NULL ? ERR_CONFIG : ERR_UNAVAILABLE;
+}
+
+/* libpq's default notice processor prints server notices ("relation ... already exists,
+ * skipping" from an idempotent migration) as raw text on stderr, where only JSON lines
+ * belong. They become log lines: warnings at warn, the rest at debug. */
+static void
+on_notice(void *arg, const PGresult *res)
+{
+    (void)arg;
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    enum log_level level =
+        severity != NULL && strcmp(severity, "WARNING") == 0 ? LOG_WARN : LOG_DEBUG;
+    if (!log_enabled(level))
+        return;
+    log_event(level, "database notice",
+              json_pack("{s:s?,s:s?,s:s?}", "severity", severity, "sqlstate",
+                        PQresultErrorField(res, PG_DIAG_SQLSTATE), "notice",
+                        PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)));
+}
+
 struct db *
 db_connect(const struct db_options *opt, struct err *e)
 {
@@ -112,7 +244,13 @@ db_connect(const struct db_options *opt, struct err *e)
     if (parsed == NULL) {
         char line[256];
         first_line(line, sizeof line, errmsg);
-        err_set(e, ERR_CONFIG, "database.url: %s", line);
+        scrub_conninfo(line, opt->conninfo);
+        /* the mistake of an env file written for a shell and read by podman or docker */
+        bool quoted = strchr("\"'", opt->conninfo[0]) != NULL;
+        err_set(e, ERR_CONFIG, "database.url: %s%s", line,
+                quoted ? " (the value starts with a quote: an env file line is KEY=value, "
+                         "without quotes)"
+                       : "");
         PQfreemem(errmsg);
         return NULL;
     }
@@ -143,6 +281,7 @@ db_connect(const struct db_options *opt, struct err *e)
                 err_set(e, ERR_INTERNAL, "out of memory");
                 return NULL;
             }
+            PQsetNoticeReceiver(conn, on_notice, NULL);
             db->conn = conn;
             db->reply_timeout_ms = opt->reply_timeout_ms;
             /* so a send never blocks on a full socket: wait_ready does the waiting */
@@ -154,9 +293,23 @@ db_connect(const struct db_options *opt, struct err *e)
             }
             return db;
         }
+        const char *why = NULL;
+        size_t why_len = 0;
+        enum err_code code =
+            db_connect_failure(conn != NULL ? PQerrorMessage(conn) : NULL,
+                               conn != NULL && PQconnectionNeedsPassword(conn), &why, &why_len);
         char line[256];
-        first_line(line, sizeof line, conn != NULL ? PQerrorMessage(conn) : "out of memory");
+        snprintf(line, sizeof line, "%.*s", (int)why_len, why);
+        if (conn == NULL)
+            snprintf(line, sizeof line, "out of memory");
         PQfinish(conn);
+        if (code == ERR_CONFIG) {
+            err_set(e, ERR_CONFIG,
+                    "cannot connect to the database: %s (a configuration problem: check "
+                    "DATABASE_URL, the files it names and the server's pg_hba.conf; not retried)",
+                    line);
+            return NULL;
+        }
         if (attempt >= opt->connect_retries) {
             err_set(e, ERR_UNAVAILABLE, "cannot connect to the database after %d attempt%s: %s",
                     attempt + 1, attempt ? "s" : "", line);

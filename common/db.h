@@ -32,9 +32,20 @@ struct db_options {
 };
 
 /* Connects (new: free with db_close). On failure returns NULL and sets e to ERR_UNAVAILABLE
- * (server unreachable after the retries) or ERR_CONFIG (malformed connection string). The
- * password never appears in the message. */
+ * (server unreachable after the retries) or ERR_CONFIG, at once and without retrying, for a
+ * failure no retry can mend (see db_connect_failure). The password never appears in the
+ * message. Server notices on the connection are logged (warnings at warn, others at debug),
+ * never printed raw. */
 struct db *db_connect(const struct db_options *opt, struct err *e);
+
+/* Classifies a failed connection attempt from libpq's message (msg, may be NULL; one line
+ * per host tried) and PQconnectionNeedsPassword: ERR_CONFIG for a mistake in the
+ * configuration (malformed options, missing or unreadable certificate and key files, a
+ * server certificate that does not verify, authentication refused, no pg_hba.conf entry, no
+ * such database or role), ERR_UNAVAILABLE otherwise. *line and *len give the line of msg
+ * that says why (borrowed from msg; "" when msg is NULL). */
+enum err_code db_connect_failure(const char *msg, bool needs_password, const char **line,
+                                 size_t *len);
 void db_close(struct db *db);
 
 /* Ties the fate of the connections of one job: b joins a's group (a new one if a has

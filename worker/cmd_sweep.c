@@ -1,9 +1,11 @@
 /* cmd_sweep: `sweep [--dry-run [--dry-run-dir DIR]] [--limit N] [--order ORDER_ID]`: one
  * sweep, the SPEC's JSON summary on stdout, the SPEC's exit status. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -28,6 +30,7 @@ usage(FILE *out)
           "\n"
           "  --dry-run          claim, send and write nothing; print each decision as JSON\n"
           "  --dry-run-dir DIR  with --dry-run, also write each message that would be sent\n"
+          "                     to DIR/ORCHESTRATION_ID.eml (DIR is created, mode 0700)\n"
           "  --limit N          handle at most N orchestrations\n"
           "  --order ORDER_ID   handle this order's waiting orchestration now\n",
           out);
@@ -41,6 +44,41 @@ parse_long(const char *s, long *out)
     if (end == s || *end != '\0' || v <= 0)
         return false;
     *out = v;
+    return true;
+}
+
+/* --dry-run-dir is made as `mkdir -p` would, mode 0700 (the previews hold members'
+ * addresses and names), and checked writable before anything else: a preview that cannot be
+ * written is refused as bad usage up front, not a warning per message and exit 0. An
+ * existing directory keeps its mode. */
+static bool
+make_dry_run_dir(const char *dir)
+{
+    char path[4096];
+    if (dir[0] == '\0' || (size_t)snprintf(path, sizeof path, "%s", dir) >= sizeof path - 64) {
+        fprintf(stderr, "recovery-worker sweep: --dry-run-dir: path empty or too long\n");
+        return false;
+    }
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char was = *p;
+        *p = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            fprintf(stderr, "recovery-worker sweep: --dry-run-dir: cannot create %s: %s\n",
+                    path, strerror(errno));
+            return false;
+        }
+        *p = was;
+        if (was == '\0')
+            break;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "recovery-worker sweep: --dry-run-dir: %s is not a writable directory\n",
+                dir);
+        return false;
+    }
     return true;
 }
 
@@ -95,6 +133,8 @@ cmd_sweep(const struct settings *s, int argc, char **argv)
         fprintf(stderr, "recovery-worker sweep: --dry-run-dir needs --dry-run\n");
         return 64;
     }
+    if (opt.dry_run_dir != NULL && !make_dry_run_dir(opt.dry_run_dir))
+        return 64;
 
     failpoint_init();
     cmd_catch_stop_signals();

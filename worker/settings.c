@@ -2,10 +2,14 @@
  * bounds and environment variable) and the checks that span keys. */
 #include "settings.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "mime.h"
@@ -490,6 +494,54 @@ check_link_keys(struct config *c, const struct settings *s)
     }
 }
 
+/* An IANA zone name that names a compiled zone (a regular file starting with the TZif
+ * magic) under the system's zoneinfo: $TZDIR, else /usr/share/zoneinfo. PostgreSQL applies
+ * the zone and keeps the last word, but it would only refuse a typo in the middle of a
+ * sweep; checked here, the typo is a start-up error naming its file and line. The name is
+ * joined to a directory, so an absolute path or a ".." could reach any file: both are
+ * refused before anything is opened, and O_NONBLOCK keeps a FIFO from hanging the load. */
+static void
+check_zone(struct config *c, const char *key, const char *zone)
+{
+    const char *dir = getenv("TZDIR");
+    if (dir == NULL || dir[0] == '\0')
+        dir = "/usr/share/zoneinfo";
+    size_t n = zone != NULL ? strlen(zone) : 0;
+    bool plain = n > 0 && n < 256 && zone[0] != '/' && strstr(zone, "..") == NULL &&
+                 strspn(zone, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                              "0123456789/_+-.") == n;
+    if (!plain) {
+        config_problem(c, key,
+                       "\"%s\" is not a time zone name (an IANA name such as Europe/Berlin)",
+                       zone != NULL ? zone : "");
+        return;
+    }
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, zone) >= sizeof path) {
+        config_problem(c, key, "\"%s\": %s is too long a path", zone, dir);
+        return;
+    }
+    char magic[4] = {0};
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+              read(fd, magic, sizeof magic) == (ssize_t)sizeof magic &&
+              memcmp(magic, "TZif", 4) == 0;
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    if (ok)
+        return;
+    if (fd < 0 && saved != ENOENT && saved != ENOTDIR)
+        config_problem(c, key, "cannot read time zone \"%s\" (%s): %s", zone, path,
+                       strerror(saved));
+    else
+        config_problem(c, key,
+                       "unknown time zone \"%s\": not a zone in %s (an IANA name such as "
+                       "Europe/Berlin; is tzdata installed?)",
+                       zone, dir);
+}
+
 /* Values derived from others: the quiet hours as minutes of the day. */
 static void
 derive(struct config *c, struct settings *s)
@@ -562,6 +614,7 @@ check(struct config *c, const struct settings *s)
     check_link_keys(c, s);
     if (!is_set(s->metrics_job))
         config_problem(c, "metrics.job", "must not be empty");
+    check_zone(c, "sweep.quiet_hours_zone", s->quiet_hours_zone);
 }
 
 /* An optional key set to "" (an empty environment variable, say) means "not configured",

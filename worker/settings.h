@@ -65,7 +65,7 @@ struct settings {
     enum unknown_delivery_policy on_unknown_delivery;
     long long member_min_interval_ms; /* at most one prompt per member per this; 0 = no cap */
     char *quiet_hours;                /* "HH:MM-HH:MM" local to quiet_hours_zone, or NULL */
-    char *quiet_hours_zone;           /* IANA zone name, checked by PostgreSQL */
+    char *quiet_hours_zone;           /* IANA zone name, checked against the system zoneinfo */
     int quiet_start_min, quiet_end_min; /* parsed from quiet_hours (equal when none) */
 
     /* schedule (run) */

@@ -702,21 +702,31 @@ batch_next(struct ctx *c, int limit, int *rc, struct err *e)
     return bt;
 }
 
-static void
-dry_run_write(const struct ctx *c, const struct store_row *row, const struct item *it)
+/* A preview the operator asked for and did not get is a failed dry run, not a warning: the
+ * directory was made and checked before the sweep (cmd_sweep), so what fails here is the
+ * file system itself (full, gone). */
+static int
+dry_run_write(const struct ctx *c, const struct store_row *row, const struct item *it,
+              struct err *e)
 {
     if (c->opt->dry_run_dir == NULL || it->action != POLICY_SEND)
-        return;
+        return ERR_OK;
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s.eml", c->opt->dry_run_dir, row->id);
+    if ((size_t)snprintf(path, sizeof path, "%s/%s.eml", c->opt->dry_run_dir, row->id) >=
+        sizeof path)
+        return err_set(e, ERR_USAGE, "--dry-run-dir: path too long");
     FILE *f = fopen(path, "wb");
-    if (f == NULL) {
-        log_warn("cannot write dry-run message",
-                 json_pack("{s:s,s:s}", "path", path, "error", strerror(errno)));
-        return;
+    bool ok = f != NULL && fwrite(buf_str(&it->message), 1, it->message.len, f) ==
+                               it->message.len;
+    int saved = errno;
+    if (f != NULL && fclose(f) != 0 && ok) {
+        ok = false;
+        saved = errno;
     }
-    fwrite(buf_str(&it->message), 1, it->message.len, f);
-    fclose(f);
+    if (!ok)
+        return err_set(e, ERR_INTERNAL, "cannot write dry-run message %s: %s", path,
+                       strerror(saved));
+    return ERR_OK;
 }
 
 static int
@@ -762,13 +772,14 @@ dry_run(struct ctx *c, struct err *e)
                 fprintf(c->opt->dry_run_out, "%s\n", text);
             free(text);
             json_decref(line);
-            dry_run_write(c, row, it);
+            if (rc == ERR_OK)
+                rc = dry_run_write(c, row, it, e);
             count(c->sum, it, &pf);
             c->sum->processed++;
             buf_free(&it->message);
         }
         free(items);
-        if (c->opt->order_id != NULL)
+        if (rc != ERR_OK || c->opt->order_id != NULL)
             break;
         /* keep the last row as the cursor of the next page */
         free(cursor.id);

@@ -56,6 +56,27 @@ class ConfigCli(unittest.TestCase):
         self.assertIn("payment.subject:1", r.stderr)
         self.assertIn("nmae", r.stderr)
 
+    def test_an_unknown_time_zone_is_refused_at_start_up_by_every_command(self):
+        path = self.write("worker.yaml", "sweep:\n  quiet_hours: \"21:00-08:00\"\n"
+                                         "  quiet_hours_zone: Mars/Olympus\n")
+        # sweep and migrate point at a port nothing listens on: the zone is refused before
+        # any connection is tried.
+        env = {"DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"}
+        for command in (["check-config"], ["sweep"], ["migrate"], ["sweep", "--dry-run"]):
+            r = run_worker(["--config", path] + command, env)
+            self.assertEqual(r.code, 78, (command, r))
+            self.assertIn(f"{path}:3:3: sweep.quiet_hours_zone: unknown time zone "
+                          f"\"Mars/Olympus\"", r.stderr)
+            self.assertNotIn("connect", r.stderr)
+        r = run_worker(["check-config"], {"RW_SWEEP_QUIET_HOURS_ZONE": "../../etc/passwd"},
+                       cwd=self.dir)
+        self.assertEqual(r.code, 78, r)
+        self.assertIn("RW_SWEEP_QUIET_HOURS_ZONE", r.stderr)
+        r = run_worker(["check-config"], {"RW_SWEEP_QUIET_HOURS_ZONE": "Europe/Berlin"},
+                       cwd=self.dir)
+        self.assertEqual(r.code, 0, r)
+        self.assertIn('quiet_hours_zone: "Europe/Berlin"', r.stdout)
+
     def test_bad_usage_exits_64(self):
         self.assertEqual(run_worker(["frobnicate"], {}).code, 64)
         self.assertEqual(run_worker(["sweep", "--limit", "x"], {}).code, 64)

@@ -9,6 +9,7 @@ the units.
 """
 import os
 import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -30,7 +31,7 @@ SYSTEMD = os.path.join(DEPLOY, "systemd")
 
 BINARY = "/usr/local/bin/recovery-worker"
 RUNTIME_PACKAGES = {"libpq5", "libesmtp6", "libcurl4", "libjansson4", "libyaml-0-2",
-                    "libssl3", "ca-certificates"}
+                    "libssl3", "ca-certificates", "tzdata"}
 BUILD_PACKAGES = {"build-essential", "cmake", "pkg-config", "libpq-dev", "libesmtp-dev",
                   "libjansson-dev", "libyaml-dev", "libcurl4-openssl-dev", "libssl-dev"}
 SECRET_VARS = {"DATABASE_URL", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_PASSWORD_FILE",
@@ -99,18 +100,65 @@ def unit_value(sections, section, key):
 
 
 def env_file_vars(path):
+    """The file as podman and docker read it (`--env-file`): per line, leading white space
+    dropped, empty lines and lines starting with # skipped, the rest split at the first =,
+    the value kept literally (quotes, trailing spaces and all); a name with white space is
+    an error (moby opts/envfile.go, containers/common pkg/env)."""
     out = {}
-    with open(path) as f:
-        for raw in f:
-            line = raw.strip()
+    with open(path, encoding="utf-8") as f:
+        for raw in f.read().splitlines():  # Go's line scanner drops a trailing \r too
+            line = raw.lstrip()
             if not line or line.startswith("#"):
                 continue
-            m = re.fullmatch(r"([A-Z][A-Z0-9_]*)=(.*)", line)
-            assert m, f"{path}: not KEY=value: {line!r}"
-            value = m.group(2)
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]
-            out[m.group(1)] = value
+            key, eq, value = line.partition("=")
+            assert eq and key and not re.search(r"\s", key), f"{path}: not KEY=value: {raw!r}"
+            out[key] = value
+    return out
+
+
+def systemd_env_file_vars(path):
+    """The file as systemd reads an EnvironmentFile=, with systemd's own parser: the user
+    environment generator runs it on environment.d/*.conf and prints the result, shell-quoted.
+    (It also expands $VAR, which EnvironmentFile= does not; the format allows no $.) Keys
+    from the system's own environment.d files are left out."""
+    generator = "/usr/lib/systemd/user-environment-generators/30-systemd-environment-d-generator"
+    if not os.access(generator, os.X_OK):
+        raise unittest.SkipTest(f"{generator} missing: apt-get install systemd")
+
+    def run(conf_text):
+        with tempfile.TemporaryDirectory() as home:
+            os.mkdir(os.path.join(home, "environment.d"))
+            if conf_text is not None:
+                with open(os.path.join(home, "environment.d", "99-rw.conf"), "w") as f:
+                    f.write(conf_text)
+            p = subprocess.run([generator], env={"XDG_CONFIG_HOME": home}, capture_output=True,
+                               text=True, timeout=30, check=True)
+        out = {}
+        for line in p.stdout.splitlines():
+            key, _, value = shlex.split(line)[0].partition("=")
+            out[key] = value
+        return out
+
+    with open(path) as f:
+        text = f.read()
+    base, mine = run(None), run(text)
+    return {k: v for k, v in mine.items() if k not in base or base[k] != v}
+
+
+def crontab_env_file_vars(command, path):
+    """The file as the crontab line reads it: the line run with the binary replaced by
+    `env`, so that it prints the environment it would have started the worker with."""
+    cmd = command.replace("/etc/recovery-worker/env", path).replace(f"exec {BINARY} sweep",
+                                                                    "exec env -0")
+    cmd = cmd.split(" 2>&1 |")[0]
+    assert cmd.startswith("flock -n /run/lock/recovery-worker.lock sh -c ")
+    cmd = cmd[len("flock -n /run/lock/recovery-worker.lock "):]
+    p = subprocess.run(["sh", "-c", cmd], env={"PATH": "/usr/bin:/bin"}, capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    out = dict(item.partition("=")[::2] for item in p.stdout.split("\0") if item)
+    out.pop("PATH", None)
+    out.pop("PWD", None)
     return out
 
 
@@ -148,11 +196,13 @@ class Yaml(unittest.TestCase):
                             self.assertIn(field, d, path)
                         self.assertTrue(d.get("metadata", {}).get("name"), path)
         for expected in ("k8s/cronjob.yaml", "k8s/migrate-job.yaml", "k8s/deployment.yaml",
-                         "k8s/configmap.yaml", "k8s/secret.example.yaml"):
+                         "k8s/configmap.yaml", "k8s/secret.example.yaml",
+                         "k8s/dry-run-job.yaml"):
             self.assertIn(expected, found)
 
     def test_kinds(self):
         expect = {"cronjob.yaml": ["CronJob"], "migrate-job.yaml": ["Job"],
+                  "dry-run-job.yaml": ["Job"],
                   "deployment.yaml": ["Deployment", "PodDisruptionBudget"],
                   "configmap.yaml": ["ConfigMap"], "secret.example.yaml": ["Secret"]}
         for name, kinds in expect.items():
@@ -171,7 +221,7 @@ class Kubernetes(unittest.TestCase):
         self.assertEqual(len(pod["containers"]), 1)
         c = pod["containers"][0]
         csc = c.get("securityContext", {})
-        self.assertIn(command, c["args"])
+        self.assertIn(command, " ".join(c["args"]).split())
         self.assertIs(csc.get("runAsNonRoot", psc.get("runAsNonRoot")), True)
         self.assertEqual(csc.get("runAsUser", psc.get("runAsUser")), 65532)
         self.assertEqual(csc.get("seccompProfile", psc.get("seccompProfile")),
@@ -230,6 +280,23 @@ class Kubernetes(unittest.TestCase):
         self.assertEqual(c["args"], ["migrate"])
         self.check_failure_policy(job["spec"], c)
         self.assertGreater(job["spec"]["activeDeadlineSeconds"], 0)
+
+    def test_dry_run_job(self):
+        # What the script does is run in test_sweep_outcomes (DryRunJobRecipe); here, the
+        # pod it runs in.
+        job = one(k8s_docs("dry-run-job.yaml"), "Job")
+        pod = job["spec"]["template"]["spec"]
+        c = self.check_pod(pod, "sweep")
+        self.assertEqual(c["command"], ["/bin/sh", "-c"])
+        script = c["args"][0]
+        self.assertIn("--dry-run", script.split())
+        self.assertEqual(job["spec"]["backoffLimit"], 0)
+        self.assertEqual(pod["restartPolicy"], "Never")
+        # The preview is written where the read-only root allows: an emptyDir on /tmp.
+        mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        self.assertIn("emptyDir", volumes[mounts["/tmp"]])
+        self.assertIn("/tmp/preview", script)
 
     def test_deployment(self):
         docs = k8s_docs("deployment.yaml")
@@ -390,13 +457,65 @@ class Systemd(unittest.TestCase):
 
     @unittest.skipUnless(os.environ.get("RW_BIN"), "RW_BIN not set: check-config not run")
     def test_env_example_is_accepted_by_check_config(self):
+        # The values exactly as podman and docker hand them over.
+        values = env_file_vars(os.path.join(SYSTEMD, "env.example"))
         env = binary_env()
-        env.update(env_file_vars(os.path.join(SYSTEMD, "env.example")))
+        env.update(values)
         env["RESUME_LINK_SECRET"] = "0123456789abcdef" * 4
         with tempfile.TemporaryDirectory() as tmp:
             p = subprocess.run([os.environ["RW_BIN"], "check-config"], env=env, cwd=tmp,
                                capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(f'sender_name: "{values["SMTP_SENDER_NAME"]}"', p.stdout)
+        for key in values:
+            if key not in SECRET_VARS and key != "RECOVERY_WORKER_CONFIG":
+                self.assertIn(f"env {key}", p.stdout, f"{key} was not taken")
+
+
+class EnvFile(unittest.TestCase):
+    """systemd/env.example is one file for systemd's EnvironmentFile=, podman and docker's
+    --env-file and the crontab line: each of them reads the same values from it."""
+
+    PATH = os.path.join(SYSTEMD, "env.example")
+
+    def crontab_command(self):
+        with open(os.path.join(DEPLOY, "crontab")) as f:
+            jobs = [l for l in f.read().splitlines() if l.strip() and not l.startswith("#")]
+        return jobs[0].split(None, 5)[5]
+
+    def test_every_line_is_in_the_one_format(self):
+        with open(self.PATH, "rb") as f:
+            data = f.read()
+        self.assertNotIn(b"\r", data, "Unix line ends only")
+        self.assertTrue(data.endswith(b"\n"))
+        for n, line in enumerate(data.decode("utf-8").split("\n")[:-1], 1):
+            if line == "" or line.startswith("#"):
+                continue
+            where = f"env.example:{n}: {line!r}"
+            m = re.fullmatch(r"([A-Z_][A-Z0-9_]*)=(.*)", line)
+            self.assertTrue(m, f"{where}: not KEY=value")
+            value = m.group(2)
+            self.assertEqual(value, value.strip(), f"{where}: space at an end of the value")
+            self.assertFalse(value[:1] in ("'", '"'), f"{where}: quoted value")
+            for bad in ("\\", "$", " #", "\t"):
+                self.assertNotIn(bad, value, f"{where}: {bad!r} in the value")
+
+    def test_container_engines_systemd_and_the_crontab_read_the_same_values(self):
+        engines = env_file_vars(self.PATH)
+        self.assertIn("DATABASE_URL", engines)
+        self.assertIn(" ", engines["SMTP_SENDER_NAME"], "a value with a space is covered")
+        self.assertEqual(systemd_env_file_vars(self.PATH), engines)
+        self.assertEqual(crontab_env_file_vars(self.crontab_command(), self.PATH), engines)
+
+    def test_the_comparison_catches_a_quoted_value(self):
+        # The mistake this file once made: a shell-style quoted value. systemd strips the
+        # quotes, podman and docker keep them.
+        with tempfile.NamedTemporaryFile("w", suffix=".env") as f:
+            f.write('DATABASE_URL="postgresql://w@db/shop"\nSMTP_SENDER_NAME=Shop Checkout\n')
+            f.flush()
+            engines = env_file_vars(f.name)
+            self.assertEqual(engines["DATABASE_URL"], '"postgresql://w@db/shop"')
+            self.assertNotEqual(systemd_env_file_vars(f.name), engines)
 
 
 class Containerfile(unittest.TestCase):
@@ -477,6 +596,18 @@ class Containerfile(unittest.TestCase):
             if m is None and "Candidate" not in p.stdout:
                 self.skipTest(f"apt lists are empty: cannot look up {pkg}")
             self.assertTrue(m and m.group(1) != "(none)", f"{pkg}: no such Debian package")
+
+    def test_runtime_stage_has_the_zoneinfo_the_default_zone_needs(self):
+        # sweep.quiet_hours_zone (UTC by default) is looked up in /usr/share/zoneinfo at
+        # every start: the package that holds it must be in the image.
+        if shutil.which("dpkg") is None:
+            self.skipTest("not a Debian system")
+        q = subprocess.run(["dpkg", "-S", "/usr/share/zoneinfo/Etc/UTC"],
+                           capture_output=True, text=True)
+        owners = {line.split(":")[0] for line in q.stdout.splitlines() if ":" in line}
+        self.assertTrue(owners, "/usr/share/zoneinfo/Etc/UTC: no package owns it")
+        self.assertTrue(owners & self.installs(self.stages[-1]),
+                        f"the zoneinfo comes from {owners}, not installed by the runtime stage")
 
     @unittest.skipUnless(os.environ.get("RW_BIN"), "RW_BIN not set: libraries not matched")
     def test_runtime_stage_has_every_library_the_binary_needs(self):

@@ -100,11 +100,16 @@ class QuietHours(WorkerTestCase):
         r = self.sweep(RW_SWEEP_QUIET_HOURS=window, RW_SWEEP_QUIET_HOURS_ZONE="UTC", expect=0)
         self.assertEqual(r.summary["nudges_sent"], 1)
 
-    def test_unknown_zone_is_a_configuration_error(self):
-        self.seed()
+    def test_unknown_zone_is_a_configuration_error_before_any_sweep(self):
+        ids = self.seed()
+        before = self.orch(ids["orch_id"])
         r = self.sweep(RW_SWEEP_QUIET_HOURS="22:00-08:00", RW_SWEEP_QUIET_HOURS_ZONE="Mars/Olympus",
                        expect=78)
-        self.assertIn("quiet_hours_zone", r.stderr)
+        self.assertIn('RW_SWEEP_QUIET_HOURS_ZONE: unknown time zone "Mars/Olympus"', r.stderr)
+        self.assertNotIn("sweep started", r.stderr)
+        self.assertEqual(self.orch(ids["orch_id"]), before)
+        self.assertEqual(self.events(ids["orch_id"]), [])
+        self.assertEqual(self.mails(), [])
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """`migrate` on a fresh database, twice, concurrently, and on a database that already holds
 the storefront's own tables (smplat revision 20251201_31: json columns, its enum types)."""
+import json
 import os
 import threading
 import unittest
@@ -42,6 +43,26 @@ class Migrate(WorkerTestCase):
         self.assertEqual(second.code, 0, second)
         self.assertEqual(second.summary["applied"], 0)
         self.assertEqual(self.schema_snapshot(db), snap)
+
+    def test_migrate_twice_writes_only_json_lines_on_stderr(self):
+        # A second migrate makes PostgreSQL send notices ("relation ... already exists,
+        # skipping"); they are log lines like any other, at debug.
+        db = self.fresh_db()
+        runs = [run_worker(["migrate"], {"DATABASE_URL": self.pg.url(db), "LOG_LEVEL": level})
+                for level in ("info", "info", "debug")]
+        for r in runs:
+            self.assertEqual(r.code, 0, r)
+            for line in r.stderr.splitlines():
+                try:
+                    self.assertIsInstance(json.loads(line), dict, line)
+                except ValueError:
+                    self.fail(f"not a JSON line on stderr: {line!r}")
+            self.assertNotIn("NOTICE:  ", r.stderr)  # libpq's own format
+        notices = [l for l in runs[2].logs if l.get("msg") == "database notice"]
+        self.assertTrue(notices, runs[2])
+        self.assertEqual(notices[0]["level"], "debug")
+        self.assertIn("already exists, skipping", notices[0]["notice"])
+        self.assertFalse([l for l in runs[1].logs if l.get("msg") == "database notice"])
 
     def test_concurrent_migrations_serialise_on_the_advisory_lock(self):
         db = self.fresh_db()

@@ -1,9 +1,14 @@
 """The smplat job's own scenarios, and the worker's answers to them, against a real
 PostgreSQL and a real SMTP server (SPEC §3)."""
+import email
+import email.policy
 import json
+import os
+import stat
+import subprocess
 import unittest
 
-from harness import WorkerTestCase, SENDER
+from harness import RW_BIN, SOURCE_DIR, WorkerTestCase, SENDER, sanitizer_env
 
 
 class SweepOutcomes(WorkerTestCase):
@@ -181,6 +186,38 @@ class SweepOutcomes(WorkerTestCase):
         self.assertEqual(self.q("SELECT count(*) FROM recovery_deliveries")[0][0], 0)
         self.assertEqual(self.q("SELECT count(*) FROM recovery_claims")[0][0], 0)
 
+    def test_dry_run_dir_that_does_not_exist_is_created_and_holds_the_previews(self):
+        ids = self.seed()
+        opted = self.seed(opted_out=True)
+        before = self.orch(ids["orch_id"])
+        out = os.path.join(self.tmp, "previews", "today")  # neither level exists yet
+        r = self.sweep("--dry-run", "--dry-run-dir", out, expect=0)
+        self.assertEqual(r.summary["processed"], 2)
+        self.assertEqual(sorted(os.listdir(out)), [f"{ids['orch_id']}.eml"])
+        self.assertEqual(stat.S_IMODE(os.stat(out).st_mode), 0o700)
+        with open(os.path.join(out, f"{ids['orch_id']}.eml"), "rb") as f:
+            msg = email.message_from_bytes(f.read(), policy=email.policy.default)
+        self.assertIn(ids["order_number"], msg["Subject"] + msg.get_body(("plain",)).get_content())
+        self.assertFalse(os.path.exists(os.path.join(out, f"{opted['orch_id']}.eml")))
+        self.assertEqual(self.mails(), [])
+        self.assertEqual(self.orch(ids["orch_id"]), before)
+        self.assertEqual(self.q("SELECT count(*) FROM recovery_deliveries")[0][0], 0)
+
+    def test_dry_run_dir_that_cannot_be_made_is_refused_before_anything(self):
+        ids = self.seed()
+        before = self.orch(ids["orch_id"])
+        blocker = os.path.join(self.tmp, "a-file")
+        with open(blocker, "w") as f:
+            f.write("not a directory\n")
+        for target in (os.path.join(blocker, "previews"), blocker):
+            r = self.sweep("--dry-run", "--dry-run-dir", target, expect=64)
+            self.assertIn("--dry-run-dir", r.stderr)
+            self.assertIn(blocker, r.stderr)
+            self.assertEqual(r.stdout, "")  # not one decision: nothing was read
+        self.assertEqual(self.orch(ids["orch_id"]), before)
+        self.assertEqual(self.events(ids["orch_id"]), [])
+        self.assertEqual(self.mails(), [])
+
     def test_order_option_handles_one_order_now_even_when_not_due(self):
         later = self.seed(next_action="now() + interval '2 hours'",
                           locked_until="now() + interval '2 hours'")
@@ -267,6 +304,62 @@ class SweepOutcomes(WorkerTestCase):
         missing = self.worker("status", "00000000-0000-0000-0000-000000000000")
         self.assertNotEqual(missing.code, 0)
 
+
+
+class DryRunJobRecipe(WorkerTestCase):
+    """deploy/k8s/dry-run-job.yaml's script, run as the pod would run it (the binary and
+    /tmp/preview replaced by this build's and a temporary directory): the operator gets the
+    decisions, the log and the .eml files out of `kubectl logs` alone."""
+
+    def script(self):
+        import yaml
+        with open(os.path.join(SOURCE_DIR, "deploy", "k8s", "dry-run-job.yaml")) as f:
+            job = yaml.safe_load(f)
+        c = job["spec"]["template"]["spec"]["containers"][0]
+        self.assertEqual(c["command"], ["/bin/sh", "-c"])
+        script = c["args"][0]
+        self.assertIn("recovery-worker sweep ", script)
+        root = os.path.join(self.tmp, "pod-tmp")
+        os.mkdir(root)
+        return script.replace("recovery-worker sweep ", f"{RW_BIN} sweep ").replace(
+            "/tmp", root), root
+
+    def run_pod(self, **env):
+        script, root = self.script()
+        full = {"PATH": "/usr/bin:/bin", **sanitizer_env(), **self.env(**env)}
+        return subprocess.run(["/bin/sh", "-c", script], env=full, capture_output=True,
+                              timeout=120), root
+
+    def test_the_log_carries_the_decisions_the_log_and_the_messages(self):
+        ids = self.seed()
+        opted = self.seed(opted_out=True)
+        before = self.orch(ids["orch_id"])
+        p, _ = self.run_pod()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stderr, b"")
+        # What `kubectl logs ... | base64 -d | tar -xzf -` does on the operator's machine.
+        out = os.path.join(self.tmp, "operator")
+        os.mkdir(out)
+        subprocess.run(["sh", "-c", "base64 -d | tar -xzf -"], input=p.stdout, cwd=out,
+                       check=True, timeout=60)
+        preview = os.path.join(out, "preview")
+        self.assertEqual(os.listdir(os.path.join(preview, "prompts")),
+                         [f"{ids['orch_id']}.eml"])
+        with open(os.path.join(preview, "decisions.jsonl")) as f:
+            lines = [json.loads(l) for l in f]
+        self.assertEqual({d["orchestration_id"]: d["action"] for d in lines[:-1]},
+                         {ids["orch_id"]: "send", opted["orch_id"]: "skipped_opt_out"})
+        self.assertTrue(lines[-1]["dry_run"])
+        with open(os.path.join(preview, "log.jsonl")) as f:
+            self.assertTrue(all(json.loads(l) for l in f))
+        self.assertEqual(self.orch(ids["orch_id"]), before)
+        self.assertEqual(self.mails(), [])
+
+    def test_a_failing_worker_fails_the_pod_and_the_log_says_why(self):
+        p, _ = self.run_pod(RW_SWEEP_QUIET_HOURS_ZONE="Mars/Olympus")
+        self.assertEqual(p.returncode, 78)
+        self.assertEqual(p.stdout, b"")
+        self.assertIn(b"Mars/Olympus", p.stderr)
 
 if __name__ == "__main__":
     unittest.main()

@@ -49,14 +49,36 @@ class PgCluster:
         return subprocess.run(args, check=True, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, **kw)
 
-    def init(self):
+    def init(self, ssl_pki=None, hba=None):
+        """ssl_pki: the certificate and key make_ca() returns (tests/support/pki.py): the
+        server then offers TLS with them. hba: pg_hba.conf lines replacing initdb's "trust
+        everyone"; keep a line that trusts user postgres on 127.0.0.1, which the tests'
+        own connections use."""
         self._run([os.path.join(self.bindir, "initdb"), "-D", self.data, "-U", "postgres",
                    "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"])
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
             # Durability is not what these tests measure; speed is welcome.
             f.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                     "max_connections = 100\nlisten_addresses = '127.0.0.1'\n")
+            if ssl_pki is not None:
+                for src, dst in ((ssl_pki["server.pem"], "server.crt"),
+                                 (ssl_pki["server.key"], "server.key")):
+                    shutil.copyfile(src, os.path.join(self.data, dst))
+                    self._own(os.path.join(self.data, dst), 0o600)
+                f.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
+        if hba is not None:
+            path = os.path.join(self.data, "pg_hba.conf")
+            with open(path, "w") as f:
+                f.write("".join(line + "\n" for line in hba))
+            self._own(path, 0o600)
         return self
+
+    def _own(self, path, mode):
+        """The server reads its files as the user it runs as."""
+        os.chmod(path, mode)
+        if self._as_user:
+            pw = pwd.getpwnam(self._as_user)
+            os.chown(path, pw.pw_uid, pw.pw_gid)
 
     def start(self):
         last = None

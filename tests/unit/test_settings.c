@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -44,6 +45,7 @@ clear_env(void)
         unsetenv(name);
     }
     unsetenv("RECOVERY_WORKER_CONFIG");
+    unsetenv("TZDIR");
 }
 
 static int
@@ -544,6 +546,86 @@ test_settings_short_resume_link_secret_is_refused(void **state)
     assert_null(strstr(f->problems, "short"));
 }
 
+/* A zoneinfo of our own under the fixture's directory: a zone, a file that is not one, a
+ * directory, and a zone outside it that only ".." or an absolute path would reach. */
+static void
+make_zoneinfo(void)
+{
+    assert_int_equal(mkdir("zoneinfo", 0700), 0);
+    assert_int_equal(mkdir("zoneinfo/Europe", 0700), 0);
+    write_file("zoneinfo/Europe/Berlin", "TZif2\n");
+    write_file("zoneinfo/zone.tab", "# not a zone\n");
+    write_file("outside", "TZif2\n");
+    char dir[4096 + 16];
+    char cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(dir, sizeof dir, "%s/zoneinfo", cwd);
+    setenv("TZDIR", dir, 1);
+}
+
+static void
+remove_zoneinfo(void)
+{
+    unlink("zoneinfo/Europe/Berlin");
+    unlink("zoneinfo/zone.tab");
+    unlink("outside");
+    rmdir("zoneinfo/Europe");
+    rmdir("zoneinfo");
+}
+
+static void
+test_settings_quiet_hours_zone_must_be_a_zone_of_the_system(void **state)
+{
+    struct fixture *f = *state;
+    make_zoneinfo();
+    write_file("worker.yaml", "sweep:\n  quiet_hours_zone: Europe/Berlin\n");
+    assert_int_equal(load(f, NULL), ERR_OK);
+    assert_string_equal(f->s.quiet_hours_zone, "Europe/Berlin");
+
+    write_file("worker.yaml", "sweep:\n  quiet_hours: \"21:00-08:00\"\n"
+                              "  quiet_hours_zone: Mars/Olympus\n");
+    assert_int_equal(load(f, NULL), ERR_CONFIG);
+    assert_non_null(strstr(f->problems, "worker.yaml:3:3: sweep.quiet_hours_zone: unknown time "
+                                        "zone \"Mars/Olympus\""));
+
+    /* not compiled zones: a table, a directory, the empty name */
+    static const char *const not_zones[] = {"zone.tab", "Europe", "Europe/", ""};
+    for (size_t i = 0; i < sizeof not_zones / sizeof *not_zones; i++) {
+        setenv("RW_SWEEP_QUIET_HOURS_ZONE", not_zones[i], 1);
+        assert_int_equal(load(f, NULL), ERR_CONFIG);
+        assert_non_null(strstr(f->problems, "environment: RW_SWEEP_QUIET_HOURS_ZONE: "));
+    }
+    /* names that would leave the zoneinfo directory are refused before anything is read,
+     * even where the file they reach is a zone */
+    char outside[4096 + 16];
+    char cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(outside, sizeof outside, "%s/outside", cwd);
+    static const char *const escapes[] = {"../outside", "Europe/../../outside", NULL};
+    for (size_t i = 0; i < 3; i++) {
+        setenv("RW_SWEEP_QUIET_HOURS_ZONE", escapes[i] != NULL ? escapes[i] : outside, 1);
+        assert_int_equal(load(f, NULL), ERR_CONFIG);
+        assert_non_null(strstr(f->problems, "is not a time zone name"));
+    }
+    remove_zoneinfo();
+}
+
+static void
+test_settings_default_zone_needs_the_system_zoneinfo(void **state)
+{
+    struct fixture *f = *state;
+    /* the real zoneinfo (tzdata) knows the default and a zone with daylight saving */
+    assert_int_equal(load(f, NULL), ERR_OK);
+    assert_string_equal(f->s.quiet_hours_zone, "UTC");
+    setenv("RW_SWEEP_QUIET_HOURS_ZONE", "America/New_York", 1);
+    assert_int_equal(load(f, NULL), ERR_OK);
+    setenv("RW_SWEEP_QUIET_HOURS_ZONE", "Mars/Olympus", 1);
+    assert_int_equal(load(f, NULL), ERR_CONFIG);
+    assert_string_equal(f->e.msg, "environment: RW_SWEEP_QUIET_HOURS_ZONE: unknown time zone "
+                                  "\"Mars/Olympus\": not a zone in /usr/share/zoneinfo (an "
+                                  "IANA name such as Europe/Berlin; is tzdata installed?)");
+}
+
 static void
 test_settings_free_is_safe_twice(void **state)
 {
@@ -582,6 +664,8 @@ main(void)
         T(test_settings_every_problem_is_reported_at_once),
         T(test_settings_print_never_shows_a_secret),
         T(test_settings_short_resume_link_secret_is_refused),
+        T(test_settings_quiet_hours_zone_must_be_a_zone_of_the_system),
+        T(test_settings_default_zone_needs_the_system_zoneinfo),
         T(test_settings_free_is_safe_twice),
     };
 #undef T
