@@ -66,6 +66,7 @@ static const struct report_outcome outcomes[] = {
     OUTCOME("superseded", superseded),
     OUTCOME("quiet_hours", quiet_hours),
     OUTCOME("member_capped", member_capped),
+    OUTCOME("gave_up", gave_up),
 };
 #undef OUTCOME
 /* clang-format on */

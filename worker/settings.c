@@ -213,6 +213,14 @@ static const struct config_key settings_table[] = {
      .offset = STR(quiet_hours_zone),
      .def = "UTC",
      .help = "IANA time zone of sweep.quiet_hours, e.g. Europe/Berlin"},
+    {.path = "sweep.give_up_after",
+     .type = CONFIG_DURATION,
+     .offset = DUR(give_up_after_ms),
+     .def = "30d",
+     .min = 0,
+     .max = 3650 * DAY,
+     .help = "an orchestration older than this (from its created_at) gets one last event "
+             "(\"Recovery window closed\") and is not nudged again; 0 never gives up"},
 
     /* schedule */
     {.path = "schedule.interval",

@@ -64,6 +64,7 @@ struct settings {
     char *quiet_hours;                /* "HH:MM-HH:MM" local to quiet_hours_zone, or NULL */
     char *quiet_hours_zone;           /* IANA zone name, checked by PostgreSQL */
     int quiet_start_min, quiet_end_min; /* parsed from quiet_hours (equal when none) */
+    long long give_up_after_ms;       /* no more nudges this long after created_at; 0 never */
 
     /* schedule (run) */
     long long schedule_interval_ms;

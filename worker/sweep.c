@@ -123,6 +123,7 @@ facts_of(const struct ctx *c, const struct store_row *row)
         .ledger_attempts = row->ledger_attempts,
         .cap_wait_ms = window > 0 && since >= 0 && since < window ? window - since : 0,
         .quiet_wait_ms = c->quiet_wait_ms,
+        .age_ms = row->age_ms,
     };
     return f;
 }
@@ -231,6 +232,7 @@ decide(struct ctx *c, const struct store_batch *b, struct item *items)
         .on_unknown = c->s->on_unknown_delivery == UNKNOWN_DELIVERY_RESEND
                           ? POLICY_UNKNOWN_RESEND
                           : POLICY_UNKNOWN_SKIP,
+        .give_up_after_ms = c->s->give_up_after_ms,
     };
     for (size_t i = 0; i < b->n; i++) {
         struct item *it = &items[i];
@@ -423,6 +425,9 @@ count(struct sweep_summary *sum, const struct item *it, const struct policy_fina
         return;
     case POLICY_MEMBER_CAPPED:
         sum->member_capped++;
+        return;
+    case POLICY_GIVE_UP:
+        sum->gave_up++;
         return;
     case POLICY_ESCALATE_NO_ORDER:
     case POLICY_ESCALATE_NO_USER:
@@ -877,6 +882,7 @@ summary_add(struct sweep_summary *to, const struct sweep_summary *from)
     to->superseded += from->superseded;
     to->quiet_hours += from->quiet_hours;
     to->member_capped += from->member_capped;
+    to->gave_up += from->gave_up;
 }
 
 /* Waits for the completion in progress (if any), adds its counters, keeps the first error. */
@@ -1022,7 +1028,7 @@ sweep_run(struct db *db, struct db *db2, const struct settings *s,
 json_t *
 sweep_summary_json(const struct sweep_summary *sum)
 {
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
                      "processed", (json_int_t)sum->processed,
                      "nudges_sent", (json_int_t)sum->nudges_sent,
                      "skipped_opt_out", (json_int_t)sum->skipped_opt_out,
@@ -1039,5 +1045,6 @@ sweep_summary_json(const struct sweep_summary *sum)
                      "superseded", (json_int_t)sum->superseded,
                      "quiet_hours", (json_int_t)sum->quiet_hours,
                      "member_capped", (json_int_t)sum->member_capped,
+                     "gave_up", (json_int_t)sum->gave_up,
                      "duration_ms", (json_int_t)sum->duration_ms);
 }

@@ -46,6 +46,7 @@ struct sweep_summary {
     long superseded;
     long quiet_hours;
     long member_capped;
+    long gave_up; /* older than sweep.give_up_after: a last event, no further nudges */
     long batches;
     long long duration_ms;
 };

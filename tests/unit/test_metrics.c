@@ -358,6 +358,7 @@ fixed_summary(void)
     s.superseded = 13;
     s.quiet_hours = 14;
     s.member_capped = 15;
+    s.gave_up = 16;
     s.batches = 2;
     s.duration_ms = 1534;
     return s;
@@ -382,6 +383,7 @@ static const char report_head[] =
     "recovery_worker_last_sweep_orchestrations{outcome=\"superseded\"} 13\n"
     "recovery_worker_last_sweep_orchestrations{outcome=\"quiet_hours\"} 14\n"
     "recovery_worker_last_sweep_orchestrations{outcome=\"member_capped\"} 15\n"
+    "recovery_worker_last_sweep_orchestrations{outcome=\"gave_up\"} 16\n"
     "# HELP recovery_worker_last_sweep_processed Orchestrations the last sweep claimed and "
     "processed.\n"
     "# TYPE recovery_worker_last_sweep_processed gauge\n"
@@ -474,6 +476,7 @@ test_report_tables_name_every_family_and_outcome_once(void **state)
         "sent",     "skipped_opt_out", "no_intents",   "escalated",   "deferred",
         "failed",   "unknown",         "already_sent", "max_prompts", "invalid_address",
         "released", "lost_lease",      "superseded",   "quiet_hours", "member_capped",
+        "gave_up",
     };
     size_t k = 0;
     const struct report_outcome *o = report_outcomes(&k);
