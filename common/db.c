@@ -2,6 +2,8 @@
  * statements, and failures classified as "database unavailable" or "statement failed". */
 #include "db.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,8 @@
 struct db {
     PGconn *conn;
     char sqlstate[6];
+    long timeout_ms; /* 0: block in libpq */
+    bool broken;     /* a bounded statement timed out; the connection is mid-statement */
 };
 
 struct db_res {
@@ -125,13 +129,87 @@ classify(struct db *db, PGresult *res, const char *what, struct err *e)
                    db->sqlstate, db->sqlstate[0] ? ")" : "");
 }
 
+void
+db_set_timeout(struct db *db, long timeout_ms)
+{
+    db->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+    /* so that sending a statement cannot block either (PQexec still does) */
+    PQsetnonblocking(db->conn, db->timeout_ms > 0);
+}
+
+static long long
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until the socket is ready for events or the deadline passes. */
+static bool
+wait_socket(PGconn *conn, short events, long long deadline)
+{
+    for (;;) {
+        long long left = deadline - now_ms();
+        if (left <= 0)
+            return false;
+        struct pollfd p = {.fd = PQsocket(conn), .events = events};
+        int n = poll(&p, 1, (int)(left > 60000 ? 60000 : left));
+        if (n > 0)
+            return true;
+        if (n < 0 && errno != EINTR)
+            return false;
+    }
+}
+
+/* PQexecParams with a deadline: send, flush, read until the result is complete. NULL with
+ * db->broken set when the deadline passed. */
+static PGresult *
+exec_bounded(struct db *db, const char *sql, int nparams, const char *const *params)
+{
+    long long deadline = now_ms() + db->timeout_ms;
+    if (!PQsendQueryParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0))
+        return NULL;
+    int f;
+    while ((f = PQflush(db->conn)) == 1) {
+        if (!wait_socket(db->conn, POLLOUT | POLLIN, deadline)) {
+            db->broken = true;
+            return NULL;
+        }
+        if (!PQconsumeInput(db->conn))
+            return NULL;
+    }
+    if (f < 0)
+        return NULL;
+    while (PQisBusy(db->conn)) {
+        if (!wait_socket(db->conn, POLLIN, deadline)) {
+            db->broken = true;
+            return NULL;
+        }
+        if (!PQconsumeInput(db->conn))
+            return NULL;
+    }
+    /* One statement: keep its result, drain the terminating NULL. */
+    PGresult *res = PQgetResult(db->conn);
+    PGresult *extra;
+    while ((extra = PQgetResult(db->conn)) != NULL)
+        PQclear(extra);
+    return res;
+}
+
 int
 db_exec(struct db *db, const char *sql, int nparams, const char *const *params,
         struct db_res **out, struct err *e)
 {
     if (out != NULL)
         *out = NULL;
-    PGresult *res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (db->broken)
+        return err_set(e, ERR_UNAVAILABLE, "database: connection unusable after a timeout");
+    PGresult *res = db->timeout_ms > 0 ? exec_bounded(db, sql, nparams, params)
+                                       : PQexecParams(db->conn, sql, nparams, NULL, params, NULL,
+                                                      NULL, 0);
+    if (res == NULL && db->broken)
+        return err_set(e, ERR_UNAVAILABLE, "database: no answer within %ld ms", db->timeout_ms);
     ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         int rc = classify(db, res, "database", e);
@@ -162,6 +240,18 @@ db_exec_script(struct db *db, const char *sql, struct err *e)
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY)
         rc = classify(db, res, "database", e);
     PQclear(res);
+    return rc;
+}
+
+int
+db_ping(struct db *db, struct err *e)
+{
+    struct db_res *r = NULL;
+    int rc = db_exec(db, "SELECT 1", 0, NULL, &r, e);
+    if (rc == ERR_OK && (db_res_rows(r) != 1 || db_res_get(r, 0, 0) == NULL ||
+                         strcmp(db_res_get(r, 0, 0), "1") != 0))
+        rc = err_set(e, ERR_UNAVAILABLE, "database: unexpected answer to SELECT 1");
+    db_res_free(r);
     return rc;
 }
 

@@ -35,6 +35,14 @@ void db_close(struct db *db);
 int db_exec(struct db *db, const char *sql, int nparams, const char *const *params,
             struct db_res **res, struct err *e);
 
+/* Bounds every later db_exec on this connection: a statement without an answer after
+ * timeout_ms fails with ERR_UNAVAILABLE, and the connection is then unusable (close it).
+ * 0 (the default) waits as long as the server takes. */
+void db_set_timeout(struct db *db, long timeout_ms);
+
+/* "select 1": whether the database answers (within the timeout, when one is set). */
+int db_ping(struct db *db, struct err *e);
+
 /* Convenience for statements without parameters (BEGIN, COMMIT, DDL scripts). Multiple
  * statements separated by ';' are allowed here. */
 int db_exec_script(struct db *db, const char *sql, struct err *e);

@@ -178,6 +178,28 @@ policy_finalise(enum policy_action a, enum policy_delivery d, const struct polic
     return out;
 }
 
+struct policy_opt_out
+policy_unsubscribe(enum policy_consent basis)
+{
+    struct policy_opt_out o = {false, false};
+    switch (basis) {
+    case POLICY_CONSENT_ORDER_UPDATES:
+        o.order_updates = true;
+        break;
+    case POLICY_CONSENT_MARKETING:
+        o.marketing_messages = true;
+        break;
+    case POLICY_CONSENT_BOTH:
+        /* Prompts need both, so turning off marketing_messages is enough to stop them.
+         * The member asked to stop these reminders, which the operator classed as
+         * marketing; turning off order_updates too would also silence the storefront's
+         * shipping and payment notices, which the member did not ask for. */
+        o.marketing_messages = true;
+        break;
+    }
+    return o;
+}
+
 const char *
 policy_action_name(enum policy_action a)
 {

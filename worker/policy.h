@@ -81,6 +81,23 @@ struct policy_final policy_finalise(enum policy_action a, enum policy_delivery d
 
 const char *policy_action_name(enum policy_action a);
 
+/* The member preference(s) the prompts depend on (email.consent). */
+enum policy_consent {
+    POLICY_CONSENT_ORDER_UPDATES = 0,
+    POLICY_CONSENT_MARKETING,
+    POLICY_CONSENT_BOTH,
+};
+
+/* What a one-click unsubscribe turns off: the preferences to set false. */
+struct policy_opt_out {
+    bool order_updates;
+    bool marketing_messages;
+};
+
+/* The preferences an unsubscribe sets false so that no further prompt goes out under this
+ * consent basis, and no more than that. */
+struct policy_opt_out policy_unsubscribe(enum policy_consent basis);
+
 /* How long until the quiet hours [start_min, end_min) (minutes of the local day; the window
  * may wrap past midnight) end, seen from local time now_s (seconds of the local day). 0 when
  * outside them, or when start_min == end_min (no quiet hours). */

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "httpd.h"
 #include "mime.h"
 #include "token.h"
 
@@ -340,6 +341,37 @@ static const struct config_key settings_table[] = {
      .mask = mask_url,
      .help = "pinged on start, success and failure; none if unset"},
 
+    /* http */
+    {.path = "http.listen",
+     .type = CONFIG_STRING,
+     .offset = STR(http_listen),
+     .env = "HTTP_LISTEN",
+     .help = "host:port of the HTTP endpoints (one-click unsubscribe, /healthz, /metrics); "
+             "`serve` uses " SETTINGS_HTTP_LISTEN_DEFAULT " when unset, `run` serves only when "
+             "set"},
+    {.path = "http.max_connections",
+     .type = CONFIG_INT,
+     .offset = INT(http_max_connections),
+     .def = "64",
+     .min = 1,
+     .max = 10000,
+     .help = "open HTTP connections at once; more are refused"},
+    {.path = "http.idle_timeout",
+     .type = CONFIG_DURATION,
+     .offset = DUR(http_idle_timeout_ms),
+     .def = "10s",
+     .min = 1 * SEC,
+     .max = 5 * MIN,
+     .help = "an HTTP connection silent this long is closed"},
+    {.path = "http.database_timeout",
+     .type = CONFIG_DURATION,
+     .offset = DUR(http_database_timeout_ms),
+     .def = "3s",
+     .min = 1 * SEC,
+     .max = 1 * MIN,
+     .help = "bound on connecting and on each statement of a request; /healthz answers 503 "
+             "past it"},
+
     /* log */
     {.path = "log.level",
      .type = CONFIG_ENUM,
@@ -538,6 +570,12 @@ check(struct config *c, const struct settings *s)
     check_link_keys(c, s);
     if (!is_set(s->metrics_job))
         config_problem(c, "metrics.job", "must not be empty");
+    char host[256];
+    int port = 0;
+    if (is_set(s->http_listen) && !httpd_parse_listen(s->http_listen, host, sizeof host, &port))
+        config_problem(c, "http.listen",
+                       "expected host:port (e.g. 0.0.0.0:8080 or [::]:8080), got \"%s\"",
+                       s->http_listen);
 }
 
 /* An optional key set to "" (an empty environment variable, say) means "not configured",

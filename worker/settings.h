@@ -91,9 +91,18 @@ struct settings {
     char *metrics_instance;
     char *heartbeat_url; /* HEARTBEAT_URL, optional */
 
+    /* http (serve, and run when http.listen is set) */
+    char *http_listen;             /* HTTP_LISTEN "host:port"; NULL: serve uses the default */
+    int http_max_connections;
+    long long http_idle_timeout_ms;
+    long long http_database_timeout_ms; /* each database round trip of a request */
+
     /* log */
     enum log_level log_level; /* LOG_LEVEL */
 };
+
+/* Where `serve` listens when http.listen is not set (`run` then serves nothing). */
+#define SETTINGS_HTTP_LISTEN_DEFAULT "127.0.0.1:8080"
 
 /* The prefix of the variable every non-secret key also answers to: RW_ + the key's path
  * upper-cased with '.' as '_' (RW_SWEEP_BATCH_SIZE). A key's own variable (SMTP_PORT) wins. */

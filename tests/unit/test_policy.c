@@ -288,6 +288,21 @@ test_policy_give_up_never_hides_a_delivery_already_made(void **state)
     assert_int_equal(policy_decide(&f, &window), POLICY_ALREADY_SENT);
 }
 
+static void
+test_policy_unsubscribe_turns_off_the_preference_the_consent_basis_needs(void **state)
+{
+    struct policy_opt_out o = policy_unsubscribe(POLICY_CONSENT_ORDER_UPDATES);
+    assert_true(o.order_updates);
+    assert_false(o.marketing_messages);
+    o = policy_unsubscribe(POLICY_CONSENT_MARKETING);
+    assert_false(o.order_updates);
+    assert_true(o.marketing_messages);
+    /* both: marketing alone stops the prompts and keeps the storefront's order notices */
+    o = policy_unsubscribe(POLICY_CONSENT_BOTH);
+    assert_false(o.order_updates);
+    assert_true(o.marketing_messages);
+}
+
 int
 main(void)
 {
@@ -311,6 +326,7 @@ main(void)
         cmocka_unit_test(test_policy_give_up_after_the_recovery_window_stops_nudging_once),
         cmocka_unit_test(test_policy_give_up_spares_young_orchestrations_and_is_off_at_zero),
         cmocka_unit_test(test_policy_give_up_never_hides_a_delivery_already_made),
+        cmocka_unit_test(test_policy_unsubscribe_turns_off_the_preference_the_consent_basis_needs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
