@@ -28,9 +28,15 @@ struct httpd {
 /* Per request: the body so far. */
 struct request_state {
     struct buf body;
+    size_t seen; /* body bytes received, kept or not */
     bool too_large;
     bool answered;
 };
+
+/* A body over the limit is still read (and dropped) up to this many times the limit, so
+ * that the client, still sending, receives the 413 rather than a reset connection; past
+ * that the 413 goes out at once and the connection is closed. */
+#define DISCARD_FACTOR 64
 
 const char *
 httpd_query(const struct httpd_request *r, const char *name)
@@ -148,10 +154,11 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         return MHD_YES;
     }
     if (*upload_size > 0) {
+        st->seen += *upload_size;
         if (!st->too_large && !buf_append(&st->body, upload, *upload_size))
             st->too_large = true;
         *upload_size = 0;
-        if (st->too_large && !st->answered)
+        if (st->too_large && !st->answered && st->seen / DISCARD_FACTOR > d->max_body)
             return too_large(conn, st);
         return MHD_YES;
     }
