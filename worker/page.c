@@ -11,7 +11,7 @@ static const char STYLE[] =
     "Arial,sans-serif;font-size:1.125rem;line-height:1.5;color:#1a1a1a;background:#ffffff}"
     "main{max-width:32rem;margin:2rem auto}"
     "h1{font-size:1.5rem;line-height:1.25;margin:0 0 1rem}"
-    "p{margin:0 0 1rem}"
+    "p,form{margin:0 0 1rem}"
     "button{font:inherit;font-weight:600;min-height:3rem;width:100%;padding:.75rem 1.25rem;"
     "border:0;border-radius:.5rem;background:#0b4fbf;color:#ffffff;cursor:pointer}"
     "button:hover{background:#093f99}"
