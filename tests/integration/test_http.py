@@ -304,6 +304,26 @@ class Metrics(HttpTestCase):
         self.promtool(text)
 
 
+class Startup(HttpTestCase):
+
+    def test_bad_listen_address_is_a_configuration_error_naming_the_variable(self):
+        r = self.worker("serve", env=self.env(**http_env(HTTP_LISTEN="localhost")), expect=78)
+        self.assertIn("environment: HTTP_LISTEN:", r.stderr)
+        self.assertIn("expected host:port", r.stderr)
+
+    def test_port_in_use_is_exit_69(self):
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        try:
+            port = busy.getsockname()[1]
+            r = self.worker("serve", env=self.env(**http_env(HTTP_LISTEN=f"127.0.0.1:{port}")),
+                            expect=69)
+            self.assertIn("cannot listen", r.stderr)
+        finally:
+            busy.close()
+
+
 class Malformed(HttpTestCase):
     N = 10000
 
