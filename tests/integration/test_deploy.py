@@ -154,7 +154,8 @@ class Yaml(unittest.TestCase):
 
     def test_kinds(self):
         expect = {"cronjob.yaml": ["CronJob"], "migrate-job.yaml": ["Job"],
-                  "deployment.yaml": ["Deployment", "PodDisruptionBudget", "Service"],
+                  "deployment.yaml": ["Deployment", "PodDisruptionBudget", "Service",
+                                      "Service"],
                   "ingress.example.yaml": ["Ingress"],
                   "configmap.yaml": ["ConfigMap"], "secret.example.yaml": ["Secret"]}
         for name, kinds in expect.items():
@@ -261,7 +262,9 @@ class Kubernetes(unittest.TestCase):
         live, ready = c["livenessProbe"], c["readinessProbe"]
         self.assertGreater(live["periodSeconds"] * live["failureThreshold"],
                            4 * ready["periodSeconds"] * ready["failureThreshold"])
-        svc = one(docs, "Service")
+        svc, pods = [d for d in docs if d["kind"] == "Service"]
+        self.assertEqual(pods["spec"]["clusterIP"], "None")  # one DNS record per pod
+        self.assertLessEqual(pods["spec"]["selector"].items(), labels.items())
         self.assertLessEqual(svc["spec"]["selector"].items(), labels.items())
         self.assertEqual(svc["spec"]["ports"][0]["targetPort"], cport["name"])
         ing = one(k8s_docs("ingress.example.yaml"), "Ingress")
