@@ -133,8 +133,8 @@ too_large(struct MHD_Connection *conn, struct request_state *st)
     static const char msg[] = "request body too large\n";
     st->answered = true;
     /* answered before the body is read: the library closes the connection afterwards */
-    return queue(conn, MHD_HTTP_CONTENT_TOO_LARGE, "text/plain; charset=utf-8", msg,
-                 sizeof msg - 1, NULL);
+    return queue(conn, MHD_HTTP_CONTENT_TOO_LARGE, "text/plain; charset=utf-8", msg, sizeof msg - 1,
+                 NULL);
 }
 
 static enum MHD_Result
@@ -309,14 +309,15 @@ httpd_start(const struct httpd_options *o, httpd_handler handler, void *arg, str
         MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(o->max_header_bytes >= 4096 ? o->max_header_bytes : 4096),
         MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        (void *)NULL, MHD_OPTION_EXTERNAL_LOGGER, on_library_message, (void *)NULL,
-        MHD_OPTION_END);
+        (void *)NULL, MHD_OPTION_EXTERNAL_LOGGER, on_library_message, (void *)NULL, MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     freeaddrinfo(ai);
     if (d->daemon == NULL) {
         free(d);
-        err_set(e, ERR_UNAVAILABLE, "http.listen: cannot listen on %s (address in use or not "
-                                    "local?)", o->listen);
+        err_set(e, ERR_UNAVAILABLE,
+                "http.listen: cannot listen on %s (address in use or not "
+                "local?)",
+                o->listen);
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d->daemon, MHD_DAEMON_INFO_BIND_PORT);

@@ -18,7 +18,7 @@ struct httpd_request {
     const char *path;   /* the URL's path, without the query string (MHD decodes %XX) */
     const char *body;   /* the request body (NUL-terminated), "" when none */
     size_t body_len;
-    void *impl;         /* the library's connection; only for the functions below */
+    void *impl; /* the library's connection; only for the functions below */
 };
 
 /* The first value of a query-string argument (decoded), or NULL. Borrowed. */

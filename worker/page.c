@@ -75,8 +75,9 @@ page_unsubscribe_form(struct buf *out, const char *token, enum policy_consent ba
     mime_html_escape(out, token);
     buf_puts(out, "\">\n<input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\n"
                   "<button type=\"submit\">Unsubscribe</button>\n</form>\n");
-    para(out, "note", "You can turn these emails back on at any time in your account's "
-                      "notification settings.");
+    para(out, "note",
+         "You can turn these emails back on at any time in your account's "
+         "notification settings.");
     tail(out);
 }
 
@@ -85,8 +86,9 @@ page_unsubscribed(struct buf *out, enum policy_consent basis, bool already)
 {
     head(out, already ? "You were already unsubscribed" : "You are unsubscribed");
     para(out, NULL, what_stops(basis));
-    para(out, "note", "Changed your mind? Turn these emails back on in your account's "
-                      "notification settings.");
+    para(out, "note",
+         "Changed your mind? Turn these emails back on in your account's "
+         "notification settings.");
     tail(out);
 }
 

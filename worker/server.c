@@ -266,10 +266,10 @@ unsubscribe_post(struct server *srv, const struct httpd_request *req, struct htt
         json_array_append_new(prefs, json_string("order_updates"));
     if (off.marketing_messages)
         json_array_append_new(prefs, json_string("marketing_messages"));
-    json_t *payload = json_pack("{s:s,s:s,s:o,s:s,s:s,s:I}", "action", "unsubscribe", "via",
-                                page ? "confirmation_page" : "one_click", "preferences", prefs,
-                                "linkStage", c.stage, "keyId", c.kid, "linkIssuedAt",
-                                (json_int_t)c.issued_at);
+    json_t *payload =
+        json_pack("{s:s,s:s,s:o,s:s,s:s,s:I}", "action", "unsubscribe", "via",
+                  page ? "confirmation_page" : "one_click", "preferences", prefs, "linkStage",
+                  c.stage, "keyId", c.kid, "linkIssuedAt", (json_int_t)c.issued_at);
     char *text = payload != NULL ? json_dumps(payload, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(payload);
 
@@ -296,8 +296,8 @@ unsubscribe_post(struct server *srv, const struct httpd_request *req, struct htt
     if (rc != ERR_OK && rc != ERR_DATA) {
         count_unsubscribe(srv, REPORT_UNSUB_ERROR);
         log_error("unsubscribe failed",
-                  json_pack("{s:s,s:s,s:s}", "orchestration_id", c.orchestration_id, "error",
-                            e.msg, "kind", err_str(e.code)));
+                  json_pack("{s:s,s:s,s:s}", "orchestration_id", c.orchestration_id, "error", e.msg,
+                            "kind", err_str(e.code)));
         if (page) {
             html(res, 503);
             page_problem(&res->body, "Please try again in a minute",
@@ -321,10 +321,10 @@ unsubscribe_post(struct server *srv, const struct httpd_request *req, struct htt
         [STORE_OPT_OUT_NO_MEMBER] = "no_member",
     };
     count_unsubscribe(srv, counted[result]);
-    log_info("unsubscribe", json_pack("{s:s,s:s,s:s,s:s}", "order_id", c.order_id,
-                                      "orchestration_id", c.orchestration_id, "result",
-                                      names[result], "via",
-                                      page ? "confirmation_page" : "one_click"));
+    log_info("unsubscribe",
+             json_pack("{s:s,s:s,s:s,s:s}", "order_id", c.order_id, "orchestration_id",
+                       c.orchestration_id, "result", names[result], "via",
+                       page ? "confirmation_page" : "one_click"));
     if (result == STORE_OPT_OUT_NO_MEMBER) {
         if (page) {
             html(res, 404);

@@ -38,8 +38,8 @@ static const char SQL_OPT_OUT[] =
     "         (SELECT count(*) FROM ev)";
 
 int
-store_member_opt_out(struct db *db, const struct store_opt_out *o,
-                     enum store_opt_out_result *out, struct err *e)
+store_member_opt_out(struct db *db, const struct store_opt_out *o, enum store_opt_out_result *out,
+                     struct err *e)
 {
     const char *params[] = {o->order_id, o->orchestration_id, o->order_updates ? "true" : "false",
                             o->marketing_messages ? "true" : "false", o->payload};

@@ -68,9 +68,9 @@ test_httpd_listen_addresses_parse_and_bad_ones_are_refused(void **state)
     assert_string_equal(host, "::1");
     assert_int_equal(port, 0);
     assert_true(httpd_parse_listen("localhost:65535", host, sizeof host, &port));
-    static const char *const bad[] = {"", ":8080", "8080", "host:", "host:65536", "host:80x",
-                                      "::1:8080", "[::1]", "[]:80", "a b:80", "host:-1",
-                                      "host:123456", NULL};
+    static const char *const bad[] = {"",         ":8080",       "8080",  "host:", "host:65536",
+                                      "host:80x", "::1:8080",    "[::1]", "[]:80", "a b:80",
+                                      "host:-1",  "host:123456", NULL};
     for (int i = 0; bad[i] != NULL; i++) {
         if (httpd_parse_listen(bad[i], host, sizeof host, &port))
             fail_msg("accepted \"%s\"", bad[i]);
