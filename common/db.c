@@ -12,6 +12,7 @@
 #include <libpq-fe.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "log.h"
 
 struct db {
@@ -137,20 +138,12 @@ db_set_timeout(struct db *db, long timeout_ms)
     PQsetnonblocking(db->conn, db->timeout_ms > 0);
 }
 
-static long long
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits until the socket is ready for events or the deadline passes. */
 static bool
 wait_socket(PGconn *conn, short events, long long deadline)
 {
     for (;;) {
-        long long left = deadline - now_ms();
+        long long left = deadline - clock_mono_ms();
         if (left <= 0)
             return false;
         struct pollfd p = {.fd = PQsocket(conn), .events = events};
@@ -167,7 +160,7 @@ wait_socket(PGconn *conn, short events, long long deadline)
 static PGresult *
 exec_bounded(struct db *db, const char *sql, int nparams, const char *const *params)
 {
-    long long deadline = now_ms() + db->timeout_ms;
+    long long deadline = clock_mono_ms() + db->timeout_ms;
     if (!PQsendQueryParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0))
         return NULL;
     int f;

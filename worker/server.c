@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "clock.h"
 #include "db.h"
 #include "httpd.h"
 #include "links.h"
@@ -102,11 +103,14 @@ basis_of(enum consent_basis c)
     return POLICY_CONSENT_ORDER_UPDATES;
 }
 
-/* A connection for one request: no retries, every wait bounded by http.database_timeout. */
+/* A connection for one request: no retries; connecting and the statements share one
+ * budget of http.database_timeout (libpq counts its connect timeout in whole seconds, at
+ * least 2, so a budget under 2 s can be exceeded by the connect alone). */
 static struct db *
 connect_bounded(const struct server *srv, struct err *e)
 {
     long long t = srv->s->http_database_timeout_ms;
+    long long started = clock_mono_ms();
     struct db_options opt = {
         .conninfo = srv->s->database_url,
         .connect_retries = 0,
@@ -114,8 +118,10 @@ connect_bounded(const struct server *srv, struct err *e)
         .connect_timeout_s = (int)((t + 999) / 1000),
     };
     struct db *db = db_connect(&opt, e);
-    if (db != NULL)
-        db_set_timeout(db, (long)t);
+    if (db != NULL) {
+        long long left = t - (clock_mono_ms() - started);
+        db_set_timeout(db, (long)(left > 100 ? left : 100));
+    }
     return db;
 }
 
