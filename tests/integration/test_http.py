@@ -324,6 +324,30 @@ class Startup(HttpTestCase):
             busy.close()
 
 
+class Bounded(HttpTestCase):
+
+    def test_metrics_answer_in_bounded_time_while_a_statement_cannot_run(self):
+        self.seed()
+        srv = self.serve(RW_HTTP_DATABASE_TIMEOUT="2s")
+        locker = self.pg.connect(self.dbname)
+        locker.autocommit = False
+        try:
+            with locker.cursor() as cur:
+                cur.execute("LOCK TABLE checkout_orchestrations IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            status, _, text = srv.request("GET", "/metrics", timeout=20)
+            elapsed = time.monotonic() - started
+        finally:
+            locker.rollback()
+            locker.close()
+        self.assertEqual(status, 200)
+        self.assertLess(elapsed, 4)
+        self.assertIn("recovery_worker_database_up 1\n", text)
+        self.assertNotIn("recovery_worker_due_orchestrations", text)  # that query timed out
+        status, _, text = srv.request("GET", "/metrics")
+        self.assertIn("recovery_worker_due_orchestrations 1\n", text)
+
+
 class Malformed(HttpTestCase):
     N = 10000
 
