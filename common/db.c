@@ -620,6 +620,24 @@ db_exec_script(struct db *db, const char *sql, struct err *e)
 }
 
 int
+db_ping(struct db *db, struct err *e)
+{
+    struct db_res *r = NULL;
+    int rc = db_exec(db, "SELECT 1", 0, NULL, &r, e);
+    if (rc == ERR_OK && (db_res_rows(r) != 1 || db_res_get(r, 0, 0) == NULL ||
+                         strcmp(db_res_get(r, 0, 0), "1") != 0))
+        rc = err_set(e, ERR_UNAVAILABLE, "database: unexpected answer to SELECT 1");
+    db_res_free(r);
+    return rc;
+}
+
+void
+db_set_timeout(struct db *db, long timeout_ms)
+{
+    db->reply_timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+}
+
+int
 db_begin(struct db *db, struct err *e)
 {
     struct query q[2] = {{"BEGIN", 0, NULL}};

@@ -66,6 +66,14 @@ void db_share_fate(struct db *a, struct db *b);
 int db_exec(struct db *db, const char *sql, int nparams, const char *const *params,
             struct db_res **res, struct err *e);
 
+/* Bounds every later db_exec on this connection: a statement without an answer after
+ * timeout_ms fails with ERR_UNAVAILABLE, and the connection is then unusable (close it).
+ * 0 (the default) waits as long as the server takes. */
+void db_set_timeout(struct db *db, long timeout_ms);
+
+/* "select 1": whether the database answers (within the timeout, when one is set). */
+int db_ping(struct db *db, struct err *e);
+
 /* Statements without parameters (DDL scripts); several separated by ';' are allowed. Runs
  * inside the current transaction, or in one of its own. */
 int db_exec_script(struct db *db, const char *sql, struct err *e);

@@ -15,6 +15,8 @@
 
 static enum log_level current_level = LOG_INFO;
 static json_t *context;
+/* The context is read by every line and written between sweeps, while HTTP threads log. */
+static pthread_mutex_t context_lock = PTHREAD_MUTEX_INITIALIZER;
 
 bool
 log_level_parse(const char *s, enum log_level *out)
@@ -64,16 +66,20 @@ log_enabled(enum log_level level)
 void
 log_set_context(const char *key, const char *value)
 {
+    pthread_mutex_lock(&context_lock);
     if (context == NULL)
         context = json_object();
     json_object_set_new(context, key, json_string(value));
+    pthread_mutex_unlock(&context_lock);
 }
 
 void
 log_clear_context(void)
 {
+    pthread_mutex_lock(&context_lock);
     json_decref(context);
     context = NULL;
+    pthread_mutex_unlock(&context_lock);
 }
 
 static void
@@ -100,8 +106,10 @@ log_event(enum log_level level, const char *msg, json_t *fields)
     json_object_set_new(line, "ts", json_string(ts));
     json_object_set_new(line, "level", json_string(log_level_name(level)));
     json_object_set_new(line, "msg", json_string(msg));
+    pthread_mutex_lock(&context_lock);
     if (context != NULL)
         json_object_update(line, context);
+    pthread_mutex_unlock(&context_lock);
     if (json_is_object(fields))
         json_object_update(line, fields);
     json_decref(fields);

@@ -17,7 +17,7 @@ void log_set_level(enum log_level level);
 bool log_enabled(enum log_level level);
 
 /* Adds (or replaces) a field carried by every following line, e.g. run_id. The value is
- * copied. Not thread-safe: set context before starting threads. */
+ * copied. Thread-safe. */
 void log_set_context(const char *key, const char *value);
 void log_clear_context(void);
 

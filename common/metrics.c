@@ -10,8 +10,6 @@
 
 #include "http.h"
 
-#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
-
 void
 metrics_init(struct metrics *m)
 {

@@ -9,6 +9,9 @@
 #include "buf.h"
 #include "err.h"
 
+/* The Content-Type of the text the builder makes, for a push or a scrape. */
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
 enum metrics_type { METRICS_GAUGE = 0, METRICS_COUNTER, METRICS_UNTYPED };
 
 /* One metric family: its name, its TYPE and its HELP text. The builder borrows it for its

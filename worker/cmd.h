@@ -15,6 +15,7 @@ int cmd_check_config(const struct settings *s, int argc, char **argv);
 int cmd_run(const struct settings *s, int argc, char **argv);
 int cmd_verify_token(const struct settings *s, int argc, char **argv);
 int cmd_event(const struct settings *s, int argc, char **argv);
+int cmd_serve(const struct settings *s, int argc, char **argv);
 
 /* Prints the order's orchestration and events as JSON (the storefront API's shape).
  * Returns an exit status: 64 when the order has no orchestration. */

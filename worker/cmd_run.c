@@ -14,6 +14,7 @@
 #include "cmd.h"
 #include "failpoint.h"
 #include "log.h"
+#include "server.h"
 #include "sweep.h"
 
 static volatile sig_atomic_t sweep_requested;
@@ -54,13 +55,15 @@ rand_upto(unsigned int *seed, long long max)
  * attempt (the loop goes on; the next interval tries again). */
 static int
 sweep_with_retries(const struct settings *s, const struct prompt_templates *t,
-                   const struct sweep_options *opt, unsigned int *seed)
+                   const struct sweep_options *opt, unsigned int *seed, struct server *srv)
 {
     long long delay = s->schedule_retry_base_ms;
     for (int attempt = 1;; attempt++) {
         struct err e;
         err_clear(&e);
-        int rc = cmd_sweep_once(s, t, opt, NULL, &e);
+        struct sweep_summary sum;
+        int rc = cmd_sweep_once(s, t, opt, &sum, &e);
+        server_record_sweep(srv, &sum, rc);
         if (rc == ERR_OK)
             return ERR_OK;
         bool transient = rc == ERR_UNAVAILABLE || rc == ERR_TEMPORARY;
@@ -92,7 +95,9 @@ cmd_run(const struct settings *s, int argc, char **argv)
                  "Sweeps every schedule.interval (plus up to schedule.jitter) until stopped.\n"
                  "SIGTERM or SIGINT: stop claiming, finish the batch in hand, exit 0.\n"
                  "SIGUSR1: sweep now. A sweep that fails on the database or the relay is\n"
-                 "retried (schedule.retry_attempts, retry_base, retry_max, retry_jitter).");
+                 "retried (schedule.retry_attempts, retry_base, retry_max, retry_jitter).\n"
+                 "With http.listen (HTTP_LISTEN) set, also serves what `serve` does:\n"
+                 "one-click unsubscribe, /healthz and /metrics (the last sweep's gauges).");
             return 0;
         }
         fprintf(stderr, "usage: recovery-worker run\n");
@@ -113,6 +118,16 @@ cmd_run(const struct settings *s, int argc, char **argv)
     if (cmd_sweep_setup(s, true, &t, &e) != ERR_OK)
         return cmd_fail("run cannot start", &e);
 
+    /* The HTTP endpoints run on threads of their own beside the sweeps. */
+    struct server *srv = NULL;
+    if (s->http_listen != NULL) {
+        srv = server_start(s, &e);
+        if (srv == NULL) {
+            cmd_sweep_teardown(true, t);
+            return cmd_fail("run cannot start", &e);
+        }
+    }
+
     struct sweep_options opt = {.dry_run_out = stdout, .stop = &cmd_stop_requested};
     unsigned int seed = (unsigned int)(time(NULL) ^ ((unsigned int)getpid() << 16));
     log_info("run started", json_pack("{s:I,s:I}", "interval_ms",
@@ -121,7 +136,7 @@ cmd_run(const struct settings *s, int argc, char **argv)
     int last = ERR_OK;
     while (!cmd_stop_requested) {
         sweep_requested = 0;
-        last = sweep_with_retries(s, t, &opt, &seed);
+        last = sweep_with_retries(s, t, &opt, &seed, srv);
         if (cmd_stop_requested)
             break;
         long long wait = s->schedule_interval_ms + rand_upto(&seed, s->schedule_jitter_ms);
@@ -129,6 +144,7 @@ cmd_run(const struct settings *s, int argc, char **argv)
         wait_ms(wait);
     }
     log_info("run stopped", json_pack("{s:s}", "last_sweep", err_str((enum err_code)last)));
+    server_stop(srv);
     cmd_sweep_teardown(true, t);
     return 0;
 }

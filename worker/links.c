@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "token.h"
 
 struct links {
     const struct settings *s; /* borrowed */
@@ -178,4 +177,17 @@ links_unsubscribe_url(const struct links *l, const struct links_target *t, time_
     }
     buf_free(&tok);
     return rc;
+}
+
+enum token_status
+links_verify_unsubscribe(const struct links *l, const char *token, time_t now,
+                         struct token_claims *out, struct err *e)
+{
+    if (l->ring == NULL) {
+        err_set(e, ERR_DATA, "links: no key ring to verify with");
+        if (out != NULL)
+            memset(out, 0, sizeof *out);
+        return TOKEN_UNKNOWN_KEY;
+    }
+    return token_verify(l->ring, token, now, TOKEN_PURPOSE_UNSUBSCRIBE, out, e);
 }

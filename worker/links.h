@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "err.h"
 #include "settings.h"
+#include "token.h"
 
 /* The settings and the parsed key ring. Opaque and read-only once made, so one handle may
  * serve every thread of a sweep. */
@@ -54,5 +55,11 @@ int links_resume_url(const struct links *l, const struct links_target *t, time_t
  * links_resume_url. */
 int links_unsubscribe_url(const struct links *l, const struct links_target *t, time_t now,
                           struct buf *out, struct err *e);
+
+/* Verifies an unsubscribe link's token with the key ring at time now (token_verify with
+ * purpose unsubscribe). TOKEN_UNKNOWN_KEY when links are unsigned (no ring: nothing can be
+ * verified). */
+enum token_status links_verify_unsubscribe(const struct links *l, const char *token, time_t now,
+                                           struct token_claims *out, struct err *e);
 
 #endif

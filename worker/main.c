@@ -24,6 +24,7 @@ static const struct command commands[] = {
     {"event", cmd_event, "apply one transition (the storefront's state machine), print it"},
     {"check-config", cmd_check_config, "validate the configuration and print it, secrets masked"},
     {"verify-token", cmd_verify_token, "check a resume or unsubscribe link token and print it"},
+    {"serve", cmd_serve, "HTTP: one-click unsubscribe, /healthz and /metrics on HTTP_LISTEN"},
 };
 
 static void

@@ -12,6 +12,7 @@
 #define NOTE_INVALID_ADDRESS "Member email address cannot be used"
 #define NOTE_REJECTED "Recovery prompt rejected by the mail server"
 #define NOTE_UNKNOWN "Recovery prompt delivery unknown"
+#define NOTE_GAVE_UP "Recovery window closed"
 
 static bool
 ledger_is(const struct policy_facts *f, const char *status)
@@ -31,6 +32,10 @@ policy_decide(const struct policy_facts *f, const struct policy_rules *r)
         if (r->on_unknown == POLICY_UNKNOWN_SKIP || f->ledger_attempts >= 2)
             return POLICY_ORPHANED;
     }
+    /* Whatever else holds, a checkout older than the window is not worth another nudge, and
+     * an orchestration that stays waiting for any reason must not be swept forever. */
+    if (r->give_up_after_ms > 0 && f->age_ms >= r->give_up_after_ms)
+        return POLICY_GIVE_UP;
     if (!f->order_found)
         return POLICY_ESCALATE_NO_ORDER;
     if (!f->has_user)
@@ -144,6 +149,10 @@ policy_finalise(enum policy_action a, enum policy_delivery d, const struct polic
     case POLICY_MEMBER_CAPPED:
         out.next_ms = f->cap_wait_ms + spread(f->cap_wait_ms, jitter01);
         return out;
+    case POLICY_GIVE_UP:
+        out.note = NOTE_GAVE_UP;
+        out.stop = true;
+        return out;
     }
 
     switch (d) {
@@ -167,6 +176,28 @@ policy_finalise(enum policy_action a, enum policy_delivery d, const struct polic
         break;
     }
     return out;
+}
+
+struct policy_opt_out
+policy_unsubscribe(enum policy_consent basis)
+{
+    struct policy_opt_out o = {false, false};
+    switch (basis) {
+    case POLICY_CONSENT_ORDER_UPDATES:
+        o.order_updates = true;
+        break;
+    case POLICY_CONSENT_MARKETING:
+        o.marketing_messages = true;
+        break;
+    case POLICY_CONSENT_BOTH:
+        /* Prompts need both, so turning off marketing_messages is enough to stop them.
+         * The member asked to stop these reminders, which the operator classed as
+         * marketing; turning off order_updates too would also silence the storefront's
+         * shipping and payment notices, which the member did not ask for. */
+        o.marketing_messages = true;
+        break;
+    }
+    return o;
 }
 
 const char *
@@ -197,6 +228,8 @@ policy_action_name(enum policy_action a)
         return "quiet_hours";
     case POLICY_MEMBER_CAPPED:
         return "member_capped";
+    case POLICY_GIVE_UP:
+        return "gave_up";
     }
     return "unknown";
 }

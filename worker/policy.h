@@ -20,6 +20,7 @@ struct policy_facts {
     long ledger_attempts;
     long long cap_wait_ms;   /* > 0: the member had a prompt too recently; wait this long */
     long long quiet_wait_ms; /* > 0: inside quiet hours; they end in this long */
+    long long age_ms;        /* since the orchestration's created_at; < 0 when unknown */
 };
 
 enum policy_action {
@@ -35,6 +36,7 @@ enum policy_action {
     POLICY_ORPHANED,          /* a dead worker left it 'sending': finalise, do not resend */
     POLICY_QUIET_HOURS,       /* not now: deferred to the end of the quiet hours */
     POLICY_MEMBER_CAPPED,     /* not now: the member's prompt frequency cap; deferred */
+    POLICY_GIVE_UP,           /* older than the recovery window: say so, stop nudging */
 };
 
 enum policy_unknown { POLICY_UNKNOWN_SKIP = 0, POLICY_UNKNOWN_RESEND };
@@ -42,6 +44,7 @@ enum policy_unknown { POLICY_UNKNOWN_SKIP = 0, POLICY_UNKNOWN_RESEND };
 struct policy_rules {
     int max_prompts;
     enum policy_unknown on_unknown;
+    long long give_up_after_ms; /* the recovery window from created_at; 0 = never closes */
 };
 
 enum policy_action policy_decide(const struct policy_facts *f, const struct policy_rules *r);
@@ -77,6 +80,23 @@ struct policy_final policy_finalise(enum policy_action a, enum policy_delivery d
                                     double jitter01);
 
 const char *policy_action_name(enum policy_action a);
+
+/* The member preference(s) the prompts depend on (email.consent). */
+enum policy_consent {
+    POLICY_CONSENT_ORDER_UPDATES = 0,
+    POLICY_CONSENT_MARKETING,
+    POLICY_CONSENT_BOTH,
+};
+
+/* What a one-click unsubscribe turns off: the preferences to set false. */
+struct policy_opt_out {
+    bool order_updates;
+    bool marketing_messages;
+};
+
+/* The preferences an unsubscribe sets false so that no further prompt goes out under this
+ * consent basis, and no more than that. */
+struct policy_opt_out policy_unsubscribe(enum policy_consent basis);
 
 /* How long until the quiet hours [start_min, end_min) (minutes of the local day; the window
  * may wrap past midnight) end, seen from local time now_s (seconds of the local day). 0 when

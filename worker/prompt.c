@@ -6,7 +6,9 @@
  *
  * Template syntax, deliberately tiny (a subset of Mustache):
  *   {{name}}            a value: member_name, order_number, order_total, stage_title,
- *                       stage_description, pending_intents, resume_url, unsubscribe_url
+ *                       stage_description, pending_intents (a number), pending_actions
+ *                       ("1 pending loyalty action", "2 pending loyalty actions"),
+ *                       resume_url, unsubscribe_url
  *   {{#section}} ... {{/section}}
  *                       kept only when the section is on: "unsubscribe" (an unsubscribe URL
  *                       is configured) or "pending_intents" (the count is above zero).
@@ -72,14 +74,15 @@ enum var {
     VAR_STAGE_TITLE,
     VAR_STAGE_DESCRIPTION,
     VAR_PENDING_INTENTS,
+    VAR_PENDING_ACTIONS,
     VAR_RESUME_URL,
     VAR_UNSUBSCRIBE_URL,
     VAR_COUNT
 };
 
 static const char *const VAR_NAMES[VAR_COUNT] = {
-    "member_name",       "order_number",    "order_total", "stage_title",
-    "stage_description", "pending_intents", "resume_url",  "unsubscribe_url",
+    "member_name",     "order_number",   "order_total", "stage_title",     "stage_description",
+    "pending_intents", "pending_actions", "resume_url", "unsubscribe_url",
 };
 
 enum section { SEC_UNSUBSCRIBE, SEC_PENDING_INTENTS, SEC_COUNT };
@@ -101,7 +104,7 @@ static const char DEFAULT_TEXT[] =
     "Order: {{order_number}}\n"
     "Total: {{order_total}}\n"
     "{{#pending_intents}}\n"
-    "You have {{pending_intents}} pending loyalty action(s) on this order.\n"
+    "You have {{pending_actions}} on this order.\n"
     "{{/pending_intents}}\n"
     "\n"
     "Resume your checkout here:\n"
@@ -131,7 +134,7 @@ static const char DEFAULT_HTML[] =
     "<tr><td style=\"padding:2px 16px 2px 0;\">Total</td><td>{{order_total}}</td></tr>\n"
     "</table>\n"
     "{{#pending_intents}}\n"
-    "<p>You have {{pending_intents}} pending loyalty action(s) on this order.</p>\n"
+    "<p>You have {{pending_actions}} on this order.</p>\n"
     "{{/pending_intents}}\n"
     "<p><a href=\"{{resume_url}}\" style=\"display:inline-block;padding:12px 20px;"
     "background:#1a56db;color:#ffffff;text-decoration:none;border-radius:4px;\">"
@@ -617,17 +620,18 @@ check_input(const struct prompt_input *in, struct err *e)
 
 /* The rendered pieces of one message; every buffer is owned and freed by parts_free. */
 struct parts {
-    struct buf name, number, total, pending, list_unsub;
+    struct buf name, number, total, pending, actions, list_unsub;
     struct buf subject, text, html;
 };
 
 /* The buffers of p, for the loops below. */
-#define PARTS_NBUF 8
+#define PARTS_NBUF 9
 static void
 parts_list(struct parts *p, struct buf *all[PARTS_NBUF])
 {
-    struct buf *list[PARTS_NBUF] = {&p->name,       &p->number,  &p->total, &p->pending,
-                                    &p->list_unsub, &p->subject, &p->text,  &p->html};
+    struct buf *list[PARTS_NBUF] = {&p->name,    &p->number,     &p->total,
+                                    &p->pending, &p->actions,    &p->list_unsub,
+                                    &p->subject, &p->text,       &p->html};
     memcpy(all, list, sizeof list);
 }
 
@@ -673,7 +677,9 @@ fill_values(const struct prompt_input *in, int stage, struct parts *p, struct va
     mime_clean_text(&p->total, in->total, ORDER_FIELD_MAX);
     buf_putc(&p->total, ' ');
     mime_clean_text(&p->total, in->currency, ORDER_FIELD_MAX);
-    buf_printf(&p->pending, "%ld", in->pending_intents > 0 ? in->pending_intents : 0L);
+    long pending = in->pending_intents > 0 ? in->pending_intents : 0L;
+    buf_printf(&p->pending, "%ld", pending);
+    buf_printf(&p->actions, "%ld pending loyalty action%s", pending, pending == 1 ? "" : "s");
 
     v->var[VAR_MEMBER_NAME] = buf_str(&p->name);
     v->var[VAR_ORDER_NUMBER] = buf_str(&p->number);
@@ -681,6 +687,7 @@ fill_values(const struct prompt_input *in, int stage, struct parts *p, struct va
     v->var[VAR_STAGE_TITLE] = STAGES[stage].title;
     v->var[VAR_STAGE_DESCRIPTION] = STAGES[stage].description;
     v->var[VAR_PENDING_INTENTS] = buf_str(&p->pending);
+    v->var[VAR_PENDING_ACTIONS] = buf_str(&p->actions);
     v->var[VAR_RESUME_URL] = in->resume_url;
     v->var[VAR_UNSUBSCRIBE_URL] = in->unsubscribe_url != NULL ? in->unsubscribe_url : "";
     v->section[SEC_UNSUBSCRIBE] = in->unsubscribe_url != NULL;

@@ -28,6 +28,25 @@ enum {
     F_COUNT
 };
 
+/* Only on /metrics of a long-lived process. */
+enum { L_DATABASE_UP, L_START_TIME, L_UNSUBSCRIBES, L_COUNT };
+
+static const struct metrics_family live_families[L_COUNT] = {
+    [L_DATABASE_UP] = {"recovery_worker_database_up", METRICS_GAUGE,
+                       "1 if the database answered SELECT 1 at scrape time, else 0."},
+    [L_START_TIME] = {"process_start_time_seconds", METRICS_GAUGE,
+                      "Start time of the process since unix epoch in seconds."},
+    [L_UNSUBSCRIBES] = {"recovery_worker_unsubscribe_requests_total", METRICS_COUNTER,
+                        "One-click unsubscribe requests (POST) since the process started, by "
+                        "result."},
+};
+
+static const char *const unsubscribe_results[REPORT_UNSUB_COUNT] = {
+    [REPORT_UNSUB_DONE] = "unsubscribed",   [REPORT_UNSUB_ALREADY] = "already_unsubscribed",
+    [REPORT_UNSUB_NO_MEMBER] = "no_member", [REPORT_UNSUB_INVALID] = "invalid",
+    [REPORT_UNSUB_EXPIRED] = "expired",     [REPORT_UNSUB_ERROR] = "error",
+};
+
 static const struct metrics_family families[F_COUNT] = {
     [F_ORCHESTRATIONS] = {"recovery_worker_last_sweep_orchestrations", METRICS_GAUGE,
                           "Orchestrations the last sweep handled, by outcome."},
@@ -74,6 +93,33 @@ counter(const struct sweep_summary *sum, size_t offset)
     return v;
 }
 
+/* The gauges of one sweep; last_success_s < 0 leaves that family out. */
+static void
+add_sweep(struct metrics *m, const struct sweep_summary *sum, bool success, double ended_s,
+          double last_success_s)
+{
+    for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++) {
+        struct metrics_label l = {"outcome", outcomes[i].outcome};
+        metrics_add(m, &families[F_ORCHESTRATIONS], &l, 1,
+                    (double)counter(sum, outcomes[i].offset));
+    }
+    metrics_add(m, &families[F_PROCESSED], NULL, 0, (double)sum->processed);
+    metrics_add(m, &families[F_DURATION], NULL, 0, (double)sum->duration_ms / 1000.0);
+    metrics_add(m, &families[F_SUCCESS], NULL, 0, success ? 1.0 : 0.0);
+    metrics_add(m, &families[F_TIMESTAMP], NULL, 0, ended_s);
+    if (last_success_s >= 0)
+        metrics_add(m, &families[F_LAST_SUCCESS], NULL, 0, last_success_s);
+}
+
+static void
+add_backlog(struct metrics *m, long due, double oldest_due_age_s)
+{
+    if (due >= 0)
+        metrics_add(m, &families[F_DUE], NULL, 0, (double)due);
+    if (oldest_due_age_s >= 0)
+        metrics_add(m, &families[F_OLDEST_DUE_AGE], NULL, 0, oldest_due_age_s);
+}
+
 bool
 report_sweep_metrics(struct metrics *m, const struct sweep_summary *sum, bool success, double now_s,
                      long due_after, double oldest_due_age_s)
@@ -83,21 +129,24 @@ report_sweep_metrics(struct metrics *m, const struct sweep_summary *sum, bool su
         memset(&zero, 0, sizeof zero);
         sum = &zero;
     }
-    for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++) {
-        struct metrics_label l = {"outcome", outcomes[i].outcome};
-        metrics_add(m, &families[F_ORCHESTRATIONS], &l, 1,
-                    (double)counter(sum, outcomes[i].offset));
+    add_sweep(m, sum, success, now_s, success ? now_s : -1.0);
+    add_backlog(m, due_after, oldest_due_age_s);
+    return metrics_text(m) != NULL;
+}
+
+bool
+report_live_metrics(struct metrics *m, const struct report_live *l)
+{
+    if (l->last != NULL)
+        add_sweep(m, l->last, l->last_success, l->last_ended_s, l->last_success_s);
+    add_backlog(m, l->due, l->oldest_due_age_s);
+    metrics_add(m, &live_families[L_DATABASE_UP], NULL, 0, l->database_up ? 1.0 : 0.0);
+    metrics_add(m, &live_families[L_START_TIME], NULL, 0, l->start_time_s);
+    for (size_t i = 0; i < REPORT_UNSUB_COUNT; i++) {
+        struct metrics_label lb = {"result", unsubscribe_results[i]};
+        metrics_add(m, &live_families[L_UNSUBSCRIBES], &lb, 1,
+                    l->unsubscribes != NULL ? (double)l->unsubscribes[i] : 0.0);
     }
-    metrics_add(m, &families[F_PROCESSED], NULL, 0, (double)sum->processed);
-    metrics_add(m, &families[F_DURATION], NULL, 0, (double)sum->duration_ms / 1000.0);
-    metrics_add(m, &families[F_SUCCESS], NULL, 0, success ? 1.0 : 0.0);
-    metrics_add(m, &families[F_TIMESTAMP], NULL, 0, now_s);
-    if (success)
-        metrics_add(m, &families[F_LAST_SUCCESS], NULL, 0, now_s);
-    if (due_after >= 0)
-        metrics_add(m, &families[F_DUE], NULL, 0, (double)due_after);
-    if (oldest_due_age_s >= 0)
-        metrics_add(m, &families[F_OLDEST_DUE_AGE], NULL, 0, oldest_due_age_s);
     return metrics_text(m) != NULL;
 }
 

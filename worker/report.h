@@ -49,4 +49,33 @@ const struct report_outcome *report_outcomes(size_t *n);
 bool report_sweep_metrics(struct metrics *m, const struct sweep_summary *sum, bool success,
                           double now_s, long due_after, double oldest_due_age_s);
 
+/* What a long-lived process (`run` or `serve`) exposes on /metrics at scrape time. */
+struct report_live {
+    const struct sweep_summary *last; /* the last sweep of this process, or NULL (serve) */
+    bool last_success;                /* it completed */
+    double last_ended_s;              /* when it ended, seconds since the epoch */
+    double last_success_s;            /* when the last completed one ended; < 0 never */
+    bool database_up;                 /* the database answered just now */
+    long due;                         /* backlog now; < 0 unknown (database down) */
+    double oldest_due_age_s;          /* < 0 unknown */
+    double start_time_s;              /* when this process started */
+    const long *unsubscribes;         /* REPORT_UNSUB_COUNT counters, by result */
+};
+
+/* The results of one-click unsubscribe requests, the label values of their counter. */
+enum report_unsubscribe {
+    REPORT_UNSUB_DONE = 0,  /* a preference was turned off */
+    REPORT_UNSUB_ALREADY,   /* nothing to change */
+    REPORT_UNSUB_NO_MEMBER, /* the order is gone or has no member */
+    REPORT_UNSUB_INVALID,   /* forged, malformed or wrong-purpose token, or a bad body */
+    REPORT_UNSUB_EXPIRED,   /* an authentic token past its expiry */
+    REPORT_UNSUB_ERROR,     /* the database failed */
+    REPORT_UNSUB_COUNT
+};
+
+/* Builds the scrape text (pure): the last sweep's gauges when there was one (the same
+ * families report_sweep_end pushes, last_success_timestamp kept across failed sweeps), the
+ * backlog, database_up, the process start time and the unsubscribe counters. */
+bool report_live_metrics(struct metrics *m, const struct report_live *l);
+
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "httpd.h"
 #include "mime.h"
 #include "token.h"
 
@@ -242,6 +243,14 @@ static const struct config_key settings_table[] = {
      .offset = STR(quiet_hours_zone),
      .def = "UTC",
      .help = "IANA time zone of sweep.quiet_hours, e.g. Europe/Berlin"},
+    {.path = "sweep.give_up_after",
+     .type = CONFIG_DURATION,
+     .offset = DUR(give_up_after_ms),
+     .def = "30d",
+     .min = 0,
+     .max = 3650 * DAY,
+     .help = "an orchestration older than this (from its created_at) gets one last event "
+             "(\"Recovery window closed\") and is not nudged again; 0 never gives up"},
 
     /* schedule */
     {.path = "schedule.interval",
@@ -360,6 +369,37 @@ static const struct config_key settings_table[] = {
      .env = "HEARTBEAT_URL",
      .mask = mask_url,
      .help = "pinged on start, success and failure; none if unset"},
+
+    /* http */
+    {.path = "http.listen",
+     .type = CONFIG_STRING,
+     .offset = STR(http_listen),
+     .env = "HTTP_LISTEN",
+     .help = "host:port of the HTTP endpoints (one-click unsubscribe, /healthz, /metrics); "
+             "`serve` uses " SETTINGS_HTTP_LISTEN_DEFAULT " when unset, `run` serves only when "
+             "set"},
+    {.path = "http.max_connections",
+     .type = CONFIG_INT,
+     .offset = INT(http_max_connections),
+     .def = "64",
+     .min = 1,
+     .max = 10000,
+     .help = "open HTTP connections at once; more are refused"},
+    {.path = "http.idle_timeout",
+     .type = CONFIG_DURATION,
+     .offset = DUR(http_idle_timeout_ms),
+     .def = "10s",
+     .min = 1 * SEC,
+     .max = 5 * MIN,
+     .help = "an HTTP connection silent this long is closed"},
+    {.path = "http.database_timeout",
+     .type = CONFIG_DURATION,
+     .offset = DUR(http_database_timeout_ms),
+     .def = "3s",
+     .min = 1 * SEC,
+     .max = 1 * MIN,
+     .help = "bound on connecting and on each statement of a request; /healthz answers 503 "
+             "past it"},
 
     /* log */
     {.path = "log.level",
@@ -615,6 +655,12 @@ check(struct config *c, const struct settings *s)
     if (!is_set(s->metrics_job))
         config_problem(c, "metrics.job", "must not be empty");
     check_zone(c, "sweep.quiet_hours_zone", s->quiet_hours_zone);
+    char host[256];
+    int port = 0;
+    if (is_set(s->http_listen) && !httpd_parse_listen(s->http_listen, host, sizeof host, &port))
+        config_problem(c, "http.listen",
+                       "expected host:port (e.g. 0.0.0.0:8080 or [::]:8080), got \"%s\"",
+                       s->http_listen);
 }
 
 /* An optional key set to "" (an empty environment variable, say) means "not configured",

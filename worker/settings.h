@@ -67,6 +67,7 @@ struct settings {
     char *quiet_hours;                /* "HH:MM-HH:MM" local to quiet_hours_zone, or NULL */
     char *quiet_hours_zone;           /* IANA zone name, checked against the system zoneinfo */
     int quiet_start_min, quiet_end_min; /* parsed from quiet_hours (equal when none) */
+    long long give_up_after_ms;       /* no more nudges this long after created_at; 0 never */
 
     /* schedule (run) */
     long long schedule_interval_ms;
@@ -93,9 +94,18 @@ struct settings {
     char *metrics_instance;
     char *heartbeat_url; /* HEARTBEAT_URL, optional */
 
+    /* http (serve, and run when http.listen is set) */
+    char *http_listen;             /* HTTP_LISTEN "host:port"; NULL: serve uses the default */
+    int http_max_connections;
+    long long http_idle_timeout_ms;
+    long long http_database_timeout_ms; /* each database round trip of a request */
+
     /* log */
     enum log_level log_level; /* LOG_LEVEL */
 };
+
+/* Where `serve` listens when http.listen is not set (`run` then serves nothing). */
+#define SETTINGS_HTTP_LISTEN_DEFAULT "127.0.0.1:8080"
 
 /* The prefix of the variable every non-secret key also answers to: RW_ + the key's path
  * upper-cased with '.' as '_' (RW_SWEEP_BATCH_SIZE). A key's own variable (SMTP_PORT) wins. */

@@ -11,7 +11,7 @@
 
 /* The context of each claimed row: its order, the order's member, the member's consent,
  * loyalty member and pending intents, and what the ledger says. `src` is a relation with
- * columns id, order_id, stage, due_at. */
+ * columns id, order_id, stage, due_at, created_at. */
 #define CONTEXT_SELECT(src)                                                                    \
     "SELECT l.id::text, l.due_at::text, l.stage::text, o.id::text, o.order_number,"            \
     "       o.total::text, o.currency::text, u.id::text, u.email, u.display_name,"             \
@@ -19,7 +19,8 @@
     "       lm.id IS NOT NULL, COALESCE(pi.n, 0), COALESCE(ls.sent, 0),"                       \
     "       COALESCE(ls.deferred, 0), cur.status, COALESCE(cur.attempts, 0),"                  \
     "       (EXTRACT(EPOCH FROM l.due_at) * 1000000)::bigint::text,"                          \
-    "       (EXTRACT(EPOCH FROM now() - lp.sent_at) * 1000)::bigint"                          \
+    "       (EXTRACT(EPOCH FROM now() - lp.sent_at) * 1000)::bigint,"                         \
+    "       (EXTRACT(EPOCH FROM now() - l.created_at) * 1000)::bigint"                        \
     "  FROM " src " l"                                                                         \
     "  LEFT JOIN orders o ON o.id = l.order_id"                                                \
     "  LEFT JOIN users u ON u.id = o.user_id"                                                  \
@@ -64,6 +65,7 @@ enum {
     COL_LEDGER_ATTEMPTS,
     COL_DUE_US,
     COL_SINCE_PROMPT,
+    COL_AGE,
 };
 
 /* After a `due` CTE of ids: lease them ($2 ms) to run $3, record the claims, read the
@@ -73,7 +75,8 @@ enum {
     "  UPDATE checkout_orchestrations c"                                                       \
     "     SET locked_until = now() + $2::bigint * interval '1 millisecond'"                    \
     "    FROM due WHERE c.id = due.id"                                                         \
-    "  RETURNING c.id, c.order_id, c.current_stage AS stage, c.next_action_at AS due_at"       \
+    "  RETURNING c.id, c.order_id, c.current_stage AS stage, c.next_action_at AS due_at,"      \
+    "            c.created_at"                                                                 \
     "), claimed AS ("                                                                          \
     "  INSERT INTO recovery_claims (orchestration_id, run_id, due_at, claimed_at, lease_until)" \
     "  SELECT id, $3, due_at, now(), now() + $2::bigint * interval '1 millisecond' FROM leased" \
@@ -109,7 +112,8 @@ static const char SQL_CLAIM_ORDER[] =
 
 static const char SQL_PEEK_DUE[] =
     "WITH peek AS ("
-    "  SELECT c.id, c.order_id, c.current_stage AS stage, c.next_action_at AS due_at"
+    "  SELECT c.id, c.order_id, c.current_stage AS stage, c.next_action_at AS due_at,"
+    "         c.created_at"
     "    FROM checkout_orchestrations c"
     "   WHERE c.stage_status = 'waiting' AND c.next_action_at <= now()"
     "     AND (c.locked_until IS NULL OR c.locked_until <= now())"
@@ -119,7 +123,8 @@ static const char SQL_PEEK_DUE[] =
 
 static const char SQL_PEEK_ORDER[] =
     "WITH peek AS ("
-    "  SELECT c.id, c.order_id, c.current_stage AS stage, c.next_action_at AS due_at"
+    "  SELECT c.id, c.order_id, c.current_stage AS stage, c.next_action_at AS due_at,"
+    "         c.created_at"
     "    FROM checkout_orchestrations c"
     "   WHERE c.order_id = $2::uuid AND c.stage_status = 'waiting'"
     "     AND c.next_action_at IS NOT NULL"
@@ -175,6 +180,8 @@ read_batch(struct db_res *r, struct store_batch *out, struct err *e)
         row->ledger_status = dup_or_null(db_res_get(r, i, COL_LEDGER_STATUS));
         row->ledger_attempts = to_long(db_res_get(r, i, COL_LEDGER_ATTEMPTS));
         row->due_us = dup_or_null(db_res_get(r, i, COL_DUE_US));
+        const char *age = db_res_get(r, i, COL_AGE);
+        row->age_ms = age != NULL ? strtoll(age, NULL, 10) : -1;
         out->n++;
         if (row->id == NULL || row->due_at == NULL || row->stage == NULL)
             return err_set(e, ERR_INTERNAL, "out of memory");

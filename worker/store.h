@@ -37,6 +37,7 @@ struct store_row {
     long deferrals;
     char *ledger_status;   /* NULL when this due occurrence has no ledger row */
     long ledger_attempts;
+    long long age_ms;      /* since the orchestration's created_at; -1 when unknown */
 };
 
 struct store_batch {

@@ -126,6 +126,7 @@ facts_of(const struct ctx *c, const struct store_row *row)
         .ledger_attempts = row->ledger_attempts,
         .cap_wait_ms = window > 0 && since >= 0 && since < window ? window - since : 0,
         .quiet_wait_ms = c->quiet_wait_ms,
+        .age_ms = row->age_ms,
     };
     return f;
 }
@@ -234,6 +235,7 @@ decide(struct ctx *c, const struct store_batch *b, struct item *items)
         .on_unknown = c->s->on_unknown_delivery == UNKNOWN_DELIVERY_RESEND
                           ? POLICY_UNKNOWN_RESEND
                           : POLICY_UNKNOWN_SKIP,
+        .give_up_after_ms = c->s->give_up_after_ms,
     };
     for (size_t i = 0; i < b->n; i++) {
         struct item *it = &items[i];
@@ -365,6 +367,9 @@ count(struct sweep_summary *sum, const struct item *it, const struct policy_fina
         return;
     case POLICY_MEMBER_CAPPED:
         sum->member_capped++;
+        return;
+    case POLICY_GIVE_UP:
+        sum->gave_up++;
         return;
     case POLICY_ESCALATE_NO_ORDER:
     case POLICY_ESCALATE_NO_USER:

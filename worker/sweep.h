@@ -47,6 +47,7 @@ struct sweep_options {
     X(superseded, "superseded", "superseded")                      \
     X(quiet_hours, "quiet_hours", "quiet_hours")                   \
     X(member_capped, "member_capped", "member_capped")             \
+    X(gave_up, "gave_up", "gave_up")                               \
     X(resent_in_doubt, "resent_in_doubt", "resent_in_doubt")
 
 struct sweep_summary {

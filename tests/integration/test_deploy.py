@@ -31,16 +31,17 @@ SYSTEMD = os.path.join(DEPLOY, "systemd")
 
 BINARY = "/usr/local/bin/recovery-worker"
 RUNTIME_PACKAGES = {"libpq5", "libesmtp6", "libcurl4", "libjansson4", "libyaml-0-2",
-                    "libssl3", "ca-certificates", "tzdata"}
+                    "libssl3", "libmicrohttpd12", "ca-certificates", "tzdata"}
 BUILD_PACKAGES = {"build-essential", "cmake", "pkg-config", "libpq-dev", "libesmtp-dev",
-                  "libjansson-dev", "libyaml-dev", "libcurl4-openssl-dev", "libssl-dev"}
+                  "libjansson-dev", "libyaml-dev", "libcurl4-openssl-dev", "libssl-dev",
+                  "libmicrohttpd-dev"}
 SECRET_VARS = {"DATABASE_URL", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_PASSWORD_FILE",
                "RESUME_LINK_SECRET", "RESUME_LINK_SECRET_FILE", "HEARTBEAT_URL"}
 # Variables with names of their own (worker.yaml's comments, README's table).
 NAMED_VARS = SECRET_VARS | {
     "SMTP_HOST", "SMTP_PORT", "SMTP_TLS", "SMTP_CA_FILE", "SMTP_HELO_NAME",
     "SMTP_SENDER_EMAIL", "SMTP_SENDER_NAME", "RESUME_URL", "UNSUBSCRIBE_URL",
-    "PUSHGATEWAY_URL", "LOG_LEVEL", "RECOVERY_WORKER_CONFIG"}
+    "PUSHGATEWAY_URL", "LOG_LEVEL", "RECOVERY_WORKER_CONFIG", "HTTP_LISTEN"}
 
 
 def rw_vars():
@@ -203,7 +204,9 @@ class Yaml(unittest.TestCase):
     def test_kinds(self):
         expect = {"cronjob.yaml": ["CronJob"], "migrate-job.yaml": ["Job"],
                   "dry-run-job.yaml": ["Job"],
-                  "deployment.yaml": ["Deployment", "PodDisruptionBudget"],
+                  "deployment.yaml": ["Deployment", "PodDisruptionBudget", "Service",
+                                      "Service"],
+                  "ingress.example.yaml": ["Ingress"],
                   "configmap.yaml": ["ConfigMap"], "secret.example.yaml": ["Secret"]}
         for name, kinds in expect.items():
             self.assertEqual([d["kind"] for d in k8s_docs(name)], kinds, name)
@@ -314,6 +317,32 @@ class Kubernetes(unittest.TestCase):
         pdb = one(docs, "PodDisruptionBudget")
         self.assertLessEqual(pdb["spec"]["selector"]["matchLabels"].items(), labels.items())
         self.assertLess(pdb["spec"]["minAvailable"], spec["replicas"])
+        # The HTTP endpoints: a port, probes on /healthz, a Service in front of the pods.
+        port = env["HTTP_LISTEN"]["value"].rsplit(":", 1)[1]
+        (cport,) = c["ports"]
+        self.assertEqual(str(cport["containerPort"]), port)
+        for probe in ("readinessProbe", "livenessProbe"):
+            get = c[probe]["httpGet"]
+            self.assertEqual((get["path"], get["port"]), ("/healthz", cport["name"]), probe)
+            self.assertGreater(c[probe]["timeoutSeconds"], 3)  # http.database_timeout 3s
+        # a database outage takes pods out of the Service long before it restarts them
+        live, ready = c["livenessProbe"], c["readinessProbe"]
+        self.assertGreater(live["periodSeconds"] * live["failureThreshold"],
+                           4 * ready["periodSeconds"] * ready["failureThreshold"])
+        svc, pods = [d for d in docs if d["kind"] == "Service"]
+        self.assertEqual(pods["spec"]["clusterIP"], "None")  # one DNS record per pod
+        self.assertLessEqual(pods["spec"]["selector"].items(), labels.items())
+        self.assertLessEqual(svc["spec"]["selector"].items(), labels.items())
+        self.assertEqual(svc["spec"]["ports"][0]["targetPort"], cport["name"])
+        ing = one(k8s_docs("ingress.example.yaml"), "Ingress")
+        (rule,) = ing["spec"]["rules"]
+        paths = rule["http"]["paths"]
+        # only the unsubscribe path goes public; /metrics and /healthz stay inside
+        self.assertEqual([p["path"] for p in paths], ["/account/unsubscribe"])
+        self.assertEqual(paths[0]["pathType"], "Exact")
+        self.assertEqual(paths[0]["backend"]["service"]["name"], svc["metadata"]["name"])
+        self.assertEqual(paths[0]["backend"]["service"]["port"]["name"],
+                         svc["spec"]["ports"][0]["name"])
 
     def test_configmap_holds_known_non_secret_settings_as_strings(self):
         data = self.configmap["data"]

@@ -358,7 +358,8 @@ fixed_summary(void)
     s.superseded = 13;
     s.quiet_hours = 14;
     s.member_capped = 15;
-    s.resent_in_doubt = 16;
+    s.gave_up = 16;
+    s.resent_in_doubt = 17;
     s.batches = 2;
     s.duration_ms = 1534;
     return s;
@@ -383,7 +384,8 @@ static const char report_head[] =
     "recovery_worker_last_sweep_orchestrations{outcome=\"superseded\"} 13\n"
     "recovery_worker_last_sweep_orchestrations{outcome=\"quiet_hours\"} 14\n"
     "recovery_worker_last_sweep_orchestrations{outcome=\"member_capped\"} 15\n"
-    "recovery_worker_last_sweep_orchestrations{outcome=\"resent_in_doubt\"} 16\n"
+    "recovery_worker_last_sweep_orchestrations{outcome=\"gave_up\"} 16\n"
+    "recovery_worker_last_sweep_orchestrations{outcome=\"resent_in_doubt\"} 17\n"
     "# HELP recovery_worker_last_sweep_processed Orchestrations the last sweep claimed and "
     "processed.\n"
     "# TYPE recovery_worker_last_sweep_processed gauge\n"
@@ -476,7 +478,7 @@ test_report_tables_name_every_family_and_outcome_once(void **state)
         "sent",     "skipped_opt_out", "no_intents",   "escalated",   "deferred",
         "failed",   "unknown",         "already_sent", "max_prompts", "invalid_address",
         "released", "lost_lease",      "superseded",   "quiet_hours", "member_capped",
-        "resent_in_doubt",
+        "gave_up",         "resent_in_doubt",
     };
     size_t k = 0;
     const struct report_outcome *o = report_outcomes(&k);
@@ -487,6 +489,49 @@ test_report_tables_name_every_family_and_outcome_once(void **state)
         for (size_t j = 0; j < i; j++)
             assert_int_not_equal(o[i].offset, o[j].offset);
     }
+}
+
+static void
+test_report_live_metrics_keep_the_last_success_across_a_failed_sweep(void **state)
+{
+    (void)state;
+    struct sweep_summary sum = fixed_summary();
+    long unsub[REPORT_UNSUB_COUNT] = {3, 1, 0, 7, 2, 0};
+    struct report_live l = {
+        .last = &sum,
+        .last_success = false,
+        .last_ended_s = 2000,
+        .last_success_s = 1000,
+        .database_up = true,
+        .due = 5,
+        .oldest_due_age_s = 60,
+        .start_time_s = 900,
+        .unsubscribes = unsub,
+    };
+    struct metrics m;
+    metrics_init(&m);
+    assert_true(report_live_metrics(&m, &l));
+    const char *t = metrics_text(&m);
+    assert_non_null(strstr(t, "recovery_worker_last_sweep_success 0\n"));
+    assert_non_null(strstr(t, "recovery_worker_last_sweep_timestamp_seconds 2000\n"));
+    assert_non_null(strstr(t, "recovery_worker_last_success_timestamp_seconds 1000\n"));
+    assert_non_null(strstr(t, "recovery_worker_due_orchestrations 5\n"));
+    assert_non_null(strstr(t, "recovery_worker_database_up 1\n"));
+    assert_non_null(strstr(t, "process_start_time_seconds 900\n"));
+    assert_non_null(strstr(t, "# TYPE recovery_worker_unsubscribe_requests_total counter\n"));
+    assert_non_null(strstr(t, "recovery_worker_unsubscribe_requests_total{result=\"invalid\"} 7\n"));
+    metrics_free(&m);
+
+    /* serve alone, database down: no sweep families, no backlog, database_up 0 */
+    struct report_live down = {.due = -1, .oldest_due_age_s = -1, .start_time_s = 900};
+    metrics_init(&m);
+    assert_true(report_live_metrics(&m, &down));
+    t = metrics_text(&m);
+    assert_null(strstr(t, "last_sweep"));
+    assert_null(strstr(t, "due_orchestrations"));
+    assert_non_null(strstr(t, "recovery_worker_database_up 0\n"));
+    assert_non_null(strstr(t, "recovery_worker_unsubscribe_requests_total{result=\"unsubscribed\"} 0\n"));
+    metrics_free(&m);
 }
 
 int
@@ -512,6 +557,7 @@ main(void)
         cmocka_unit_test(
             test_report_sweep_metrics_after_a_failed_sweep_leaves_out_last_success_and_unknown_backlog),
         cmocka_unit_test(test_report_tables_name_every_family_and_outcome_once),
+        cmocka_unit_test(test_report_live_metrics_keep_the_last_success_across_a_failed_sweep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -235,6 +235,74 @@ test_policy_member_cap_defers_and_opt_out_still_wins(void **state)
     assert_int_equal(policy_decide(&f, &rules), POLICY_OPT_OUT);
 }
 
+#define DAY_MS (24LL * 3600 * 1000)
+
+static void
+test_policy_give_up_after_the_recovery_window_stops_nudging_once(void **state)
+{
+    struct policy_rules window = {.max_prompts = 3, .on_unknown = POLICY_UNKNOWN_SKIP,
+                                  .give_up_after_ms = 30 * DAY_MS};
+    struct policy_facts f = eligible();
+    f.age_ms = 40 * DAY_MS;
+    assert_int_equal(policy_decide(&f, &window), POLICY_GIVE_UP);
+    struct policy_final r = policy_finalise(POLICY_GIVE_UP, POLICY_DELIVERY_NONE, &f, &timing, 0);
+    assert_true(r.stop);
+    assert_false(r.escalate);
+    assert_string_equal(r.outcome, "gave_up");
+    assert_string_equal(r.note, "Recovery window closed");
+
+    /* any reason for staying waiting ends with the window, not only eligible ones */
+    f.opted_out = true;
+    assert_int_equal(policy_decide(&f, &window), POLICY_GIVE_UP);
+    f = eligible();
+    f.has_member = false;
+    f.age_ms = 30 * DAY_MS;
+    assert_int_equal(policy_decide(&f, &window), POLICY_GIVE_UP);
+    f.order_found = false;
+    assert_int_equal(policy_decide(&f, &window), POLICY_GIVE_UP);
+}
+
+static void
+test_policy_give_up_spares_young_orchestrations_and_is_off_at_zero(void **state)
+{
+    struct policy_rules window = {.max_prompts = 3, .on_unknown = POLICY_UNKNOWN_SKIP,
+                                  .give_up_after_ms = 30 * DAY_MS};
+    struct policy_facts f = eligible();
+    f.age_ms = 30 * DAY_MS - 1;
+    assert_int_equal(policy_decide(&f, &window), POLICY_SEND);
+    f.age_ms = -1; /* created_at unknown */
+    assert_int_equal(policy_decide(&f, &window), POLICY_SEND);
+    f.age_ms = 400 * DAY_MS;
+    window.give_up_after_ms = 0;
+    assert_int_equal(policy_decide(&f, &window), POLICY_SEND);
+}
+
+static void
+test_policy_give_up_never_hides_a_delivery_already_made(void **state)
+{
+    struct policy_rules window = {.max_prompts = 3, .on_unknown = POLICY_UNKNOWN_SKIP,
+                                  .give_up_after_ms = 30 * DAY_MS};
+    struct policy_facts f = eligible();
+    f.age_ms = 40 * DAY_MS;
+    f.ledger_status = "sent";
+    assert_int_equal(policy_decide(&f, &window), POLICY_ALREADY_SENT);
+}
+
+static void
+test_policy_unsubscribe_turns_off_the_preference_the_consent_basis_needs(void **state)
+{
+    struct policy_opt_out o = policy_unsubscribe(POLICY_CONSENT_ORDER_UPDATES);
+    assert_true(o.order_updates);
+    assert_false(o.marketing_messages);
+    o = policy_unsubscribe(POLICY_CONSENT_MARKETING);
+    assert_false(o.order_updates);
+    assert_true(o.marketing_messages);
+    /* both: marketing alone stops the prompts and keeps the storefront's order notices */
+    o = policy_unsubscribe(POLICY_CONSENT_BOTH);
+    assert_false(o.order_updates);
+    assert_true(o.marketing_messages);
+}
+
 int
 main(void)
 {
@@ -255,6 +323,10 @@ main(void)
         cmocka_unit_test(test_policy_sent_moves_next_action_by_the_retry_interval),
         cmocka_unit_test(test_policy_quiet_hours_defer_to_their_end),
         cmocka_unit_test(test_policy_member_cap_defers_and_opt_out_still_wins),
+        cmocka_unit_test(test_policy_give_up_after_the_recovery_window_stops_nudging_once),
+        cmocka_unit_test(test_policy_give_up_spares_young_orchestrations_and_is_off_at_zero),
+        cmocka_unit_test(test_policy_give_up_never_hides_a_delivery_already_made),
+        cmocka_unit_test(test_policy_unsubscribe_turns_off_the_preference_the_consent_basis_needs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -292,7 +292,7 @@ test_prompt_golden_file_parses_with_python_email(void **state)
         "Finish your checkout for order SO-1042", "--message-id", "rw.ord_42.1@shop.example",
         "--list-unsubscribe", "https://shop.example/unsubscribe?token=v1.def456", "--text-contains",
         "Hi Zoë O'Brien <VIP> & Co,", "--text-contains", "Loyalty hold", "--text-contains",
-        "Total: 129.00 EUR", "--text-contains", "You have 2 pending loyalty action(s)",
+        "Total: 129.00 EUR", "--text-contains", "You have 2 pending loyalty actions",
         "--html-contains", "Hi Zoë O&#39;Brien &lt;VIP&gt; &amp; Co,", "--html-contains",
         "href=\"https://shop.example/checkout/resume?order=SO-1042&amp;token=v1.abc123\"",
         "--html-lacks", "<VIP>", (const char *)NULL);
@@ -529,8 +529,20 @@ test_prompt_pending_intents_line_only_when_positive(void **state)
     in.pending_intents = 3;
     msg = render_default(&in);
     text = part_body(msg, "text/plain");
-    assert_non_null(strstr(text, "Total: 129.00 EUR\r\nYou have 3 pending loyalty action(s) "
+    assert_non_null(strstr(text, "Total: 129.00 EUR\r\nYou have 3 pending loyalty actions "
                                  "on this order.\r\n\r\nResume"));
+    free(text);
+    free(msg);
+
+    /* one is singular, in both parts */
+    in.pending_intents = 1;
+    msg = render_default(&in);
+    text = part_body(msg, "text/plain");
+    html = part_body(msg, "text/html");
+    assert_non_null(strstr(text, "You have 1 pending loyalty action on this order."));
+    assert_non_null(strstr(html, "<p>You have 1 pending loyalty action on this order.</p>"));
+    assert_null(strstr(text, "action(s)"));
+    free(html);
     free(text);
     free(msg);
 }
