@@ -158,7 +158,7 @@ class FrequencyCapAcrossWorkers(WorkerTestCase):
                              env={**os.environ, **sanitizer_env(), **env_a}, cwd=self.tmp,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.assertTrue(wait_for(lambda: self.q(
-            "SELECT count(*) FROM recovery_deliveries WHERE status = 'sending'")[0][0] == 1, 20))
+            "SELECT count(*) FROM recovery_deliveries WHERE status = 'queued'")[0][0] == 1, 20))
         r = self.sweep("--limit", "1", expect=0)
         a.communicate(timeout=60)
         self.assertEqual(a.returncode, 0)

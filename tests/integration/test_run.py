@@ -50,7 +50,7 @@ class RunLoop(WorkerTestCase):
         out, err = self.finish(p)
         self.assertEqual(p.returncode, 0, err)
 
-    def test_sigterm_mid_batch_finishes_that_batch_and_claims_no_more(self):
+    def test_sigterm_before_the_batch_goes_out_sends_nothing_and_releases_it(self):
         self.seed_many(30)
         p = self.start(RW_SWEEP_BATCH_SIZE=10, RW_SCHEDULE_INTERVAL="1h",
                        RECOVERY_WORKER_FAILPOINTS="after_claim=sleep(1500)")
@@ -58,14 +58,16 @@ class RunLoop(WorkerTestCase):
             "SELECT count(*) FROM recovery_claims")[0][0] == 10, 20))
         out, err = self.finish(p)
         self.assertEqual(p.returncode, 0, err)
-        self.assertEqual(len(self.mails()), 10)
-        self.assertEqual(self.q("SELECT count(*) FROM checkout_orchestration_events")[0][0], 10)
+        # the stop came before any message of the claimed batch went out: nothing is sent,
+        # and every row is handed back due at once
+        self.assertEqual(len(self.mails()), 0)
+        self.assertEqual(self.q("SELECT count(*) FROM checkout_orchestration_events")[0][0], 0)
         self.assertEqual(self.q("SELECT count(*) FROM recovery_claims")[0][0], 0)
         due = self.q("SELECT count(*) FROM checkout_orchestrations WHERE next_action_at <= now()"
                      " AND (locked_until IS NULL OR locked_until <= now())")[0][0]
-        self.assertEqual(due, 20, "the rest is left due for the next sweep")
+        self.assertEqual(due, 30, "everything is left due for the next sweep")
 
-    def test_sweep_stopped_by_sigterm_finishes_its_batch_and_exits_0(self):
+    def test_sweep_stopped_by_sigterm_before_sending_releases_its_batch_and_exits_0(self):
         self.seed_many(30)
         full = {**os.environ, **sanitizer_env(),
                 **self.env(RW_SWEEP_BATCH_SIZE=10,
@@ -76,9 +78,11 @@ class RunLoop(WorkerTestCase):
             "SELECT count(*) FROM recovery_claims")[0][0] == 10, 20))
         out, err = self.finish(p)
         self.assertEqual(p.returncode, 0, err)
-        self.assertEqual(json.loads(out.splitlines()[-1])["processed"], 10)
-        self.assertEqual(len(self.mails()), 10)
+        summary = json.loads(out.splitlines()[-1])
+        self.assertEqual((summary["processed"], summary["released"]), (10, 10))
+        self.assertEqual(len(self.mails()), 0)
         self.assertEqual(self.q("SELECT count(*) FROM recovery_claims")[0][0], 0)
+        self.assertEqual(self.sweep().summary["nudges_sent"], 30, "the next sweep sends all")
 
     def test_failed_sweep_is_retried_with_backoff_then_the_loop_goes_on(self):
         p = self.start(DATABASE_URL="postgresql://postgres@127.0.0.1:9/none",
