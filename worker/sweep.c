@@ -294,7 +294,7 @@ send_worker(void *arg)
         size_t len = bt->nmsgs - start < bt->chunk ? bt->nmsgs - start : bt->chunk;
         struct err e;
         err_clear(&e);
-        int rc = smtp_send_batch(bt->cfg, bt->msgs + start, len, &e);
+        int rc = smtp_send_batch(bt->cfg, bt->msgs + start, len, NULL, NULL, &e);
         if (rc != ERR_OK) {
             pthread_mutex_lock(&bt->lock);
             if (bt->relay_rc == ERR_OK) {

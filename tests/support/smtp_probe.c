@@ -3,13 +3,16 @@
  *
  *   smtp-probe --host H --port N [--tls none|starttls|implicit] [--ca-file F]
  *              [--user U] [--helo NAME] [--timeout-ms N] [--connect-timeout-ms N]
- *              [--sessions N] [--verbose] MESSAGES.jsonl
+ *              [--sessions N] [--hold-back I] [--verbose] MESSAGES.jsonl
  *
  * The password comes from the environment (RW_SMTP_PASSWORD), never from argv. Each input
  * line is {"sender": S, "recipient": R, "data_file": F} or {..., "data": "inline"}; the data
  * is sent as is. --sessions N runs the same batch N times in one process (N sessions). Output,
  * per session: one line per message {"session", "index", "outcome", "code", "enhanced",
- * "text"}, then {"session", "result", "error", "elapsed_ms"}. Exit status: 0 when every
+ * "text", "kind"}, then {"session", "result", "error", "elapsed_ms", "hooks", "refused",
+ * "throttled", "quota", "report_code", "report_text"}; "hooks" lists the smtp_hooks calls in
+ * order ("before 0", "after 0", ...). --hold-back I makes before_data refuse message I.
+ * Exit status: 0 when every
  * session returned ERR_OK, else the sysexits status of the first error, 64 for bad usage. */
 #include <errno.h>
 #include <stdio.h>
@@ -34,7 +37,8 @@ usage(void)
 {
     fprintf(stderr, "usage: smtp-probe --host H --port N [--tls none|starttls|implicit] "
                     "[--ca-file F] [--user U] [--helo NAME] [--timeout-ms N] "
-                    "[--connect-timeout-ms N] [--sessions N] [--verbose] MESSAGES.jsonl\n"
+                    "[--connect-timeout-ms N] [--sessions N] [--hold-back I] [--verbose] "
+                    "MESSAGES.jsonl\n"
                     "password: RW_SMTP_PASSWORD\n");
 }
 
@@ -200,6 +204,30 @@ now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+struct hook_log {
+    json_t *calls;
+    int hold_back; /* index before_data refuses; -1: none */
+};
+
+static bool
+hook_before(void *arg, size_t i)
+{
+    struct hook_log *h = arg;
+    char buf[32];
+    snprintf(buf, sizeof buf, "before %zu", i);
+    json_array_append_new(h->calls, json_string(buf));
+    return h->hold_back < 0 || (size_t)h->hold_back != i;
+}
+
+static void
+hook_after(void *arg, size_t i)
+{
+    struct hook_log *h = arg;
+    char buf[32];
+    snprintf(buf, sizeof buf, "after %zu", i);
+    json_array_append_new(h->calls, json_string(buf));
+}
+
 static bool
 parse_int(const char *s, int *out)
 {
@@ -218,6 +246,7 @@ main(int argc, char **argv)
     struct smtp_config cfg = {.port = 0, .tls = SMTP_TLS_NONE};
     const char *input_path = NULL;
     int sessions = 1;
+    int hold_back = -1;
     cfg.password = getenv("RW_SMTP_PASSWORD");
 
     for (int i = 1; i < argc; i++) {
@@ -262,6 +291,8 @@ main(int argc, char **argv)
             ok = parse_int(v, &cfg.connect_timeout_ms);
         else if (strcmp(a, "--sessions") == 0)
             ok = parse_int(v, &sessions) && sessions > 0;
+        else if (strcmp(a, "--hold-back") == 0)
+            ok = parse_int(v, &hold_back) && hold_back >= 0;
         else
             ok = false;
         if (!ok) {
@@ -292,17 +323,24 @@ main(int argc, char **argv)
     for (int k = 1; k <= sessions; k++) {
         err_clear(&e);
         long long t0 = now_ms();
-        int rc = smtp_send_batch(&cfg, in.msgs, in.n, &e);
+        struct hook_log log = {json_array(), hold_back};
+        struct smtp_hooks hooks = {hook_before, hook_after, &log};
+        struct smtp_session_report report;
+        int rc = smtp_send_batch(&cfg, in.msgs, in.n, &hooks, &report, &e);
         long long elapsed = now_ms() - t0;
         for (size_t i = 0; i < in.n; i++) {
             const struct smtp_message *m = &in.msgs[i];
-            print_json(json_pack("{s:i, s:I, s:s, s:i, s:s, s:s}", "session", k, "index",
+            print_json(json_pack("{s:i, s:I, s:s, s:i, s:s, s:s, s:s}", "session", k, "index",
                                  (json_int_t)i, "outcome", smtp_outcome_name(m->outcome), "code",
-                                 m->code, "enhanced", m->enhanced, "text", m->text));
+                                 m->code, "enhanced", m->enhanced, "text", m->text, "kind",
+                                 smtp_reply_kind_name(m->kind)));
         }
-        print_json(json_pack("{s:i, s:s, s:s, s:I}", "session", k, "result",
-                             err_str((enum err_code)rc), "error", rc == ERR_OK ? "" : e.msg,
-                             "elapsed_ms", (json_int_t)elapsed));
+        print_json(json_pack("{s:i, s:s, s:s, s:I, s:o, s:b, s:b, s:b, s:i, s:s}", "session", k,
+                             "result", err_str((enum err_code)rc), "error",
+                             rc == ERR_OK ? "" : e.msg, "elapsed_ms", (json_int_t)elapsed, "hooks",
+                             log.calls, "refused", report.refused, "throttled", report.throttled,
+                             "quota", report.quota, "report_code", report.code, "report_text",
+                             report.text));
         if (rc != ERR_OK && status == 0)
             status = err_exit_status((enum err_code)rc);
     }
