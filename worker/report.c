@@ -25,6 +25,10 @@ enum {
     F_LAST_SUCCESS,
     F_DUE,
     F_OLDEST_DUE_AGE,
+    F_THROTTLE_REPLIES,
+    F_REFUSED_SESSIONS,
+    F_SEND_RATE,
+    F_QUOTA_EXHAUSTED,
     F_COUNT
 };
 
@@ -46,6 +50,17 @@ static const struct metrics_family families[F_COUNT] = {
     [F_OLDEST_DUE_AGE] = {"recovery_worker_oldest_due_age_seconds", METRICS_GAUGE,
                           "How long the oldest due orchestration has been due, after the last "
                           "sweep."},
+    [F_THROTTLE_REPLIES] = {"recovery_worker_last_sweep_throttle_replies", METRICS_GAUGE,
+                            "Throttling replies (421, 454, 4.7.x rate) the relay sent during the "
+                            "last sweep."},
+    [F_REFUSED_SESSIONS] = {"recovery_worker_last_sweep_refused_sessions", METRICS_GAUGE,
+                            "SMTP sessions the relay refused (connection cap, 4xx greeting) "
+                            "during the last sweep."},
+    [F_SEND_RATE] = {"recovery_worker_last_sweep_send_rate", METRICS_GAUGE,
+                     "Messages per second the last sweep was allowed to send at its end "
+                     "(smtp.max_rate, or less after throttling); 0 when unlimited."},
+    [F_QUOTA_EXHAUSTED] = {"recovery_worker_last_sweep_quota_exhausted", METRICS_GAUGE,
+                           "1 if the relay's daily quota ran out during the last sweep."},
 };
 
 /* clang-format off */
@@ -116,6 +131,10 @@ report_sweep_metrics(struct metrics *m, const struct sweep_summary *sum, bool su
         metrics_add(m, &families[F_DUE], NULL, 0, (double)due_after);
     if (oldest_due_age_s >= 0)
         metrics_add(m, &families[F_OLDEST_DUE_AGE], NULL, 0, oldest_due_age_s);
+    metrics_add(m, &families[F_THROTTLE_REPLIES], NULL, 0, (double)sum->throttle_replies);
+    metrics_add(m, &families[F_REFUSED_SESSIONS], NULL, 0, (double)sum->refused_sessions);
+    metrics_add(m, &families[F_SEND_RATE], NULL, 0, sum->send_rate);
+    metrics_add(m, &families[F_QUOTA_EXHAUSTED], NULL, 0, sum->quota_exhausted ? 1.0 : 0.0);
     return metrics_text(m) != NULL;
 }
 

@@ -50,6 +50,9 @@ struct settings {
     long long smtp_timeout_ms;
     long long smtp_connect_timeout_ms;
     int smtp_messages_per_session;
+    char *smtp_max_rate_text;          /* SMTP_MAX_RATE, as written */
+    double smtp_max_rate;              /* messages per second from it; 0 = no limit */
+    long long smtp_throttle_budget_ms; /* retrying throttled messages within a sweep */
 
     /* sweep */
     int batch_size;
@@ -60,9 +63,9 @@ struct settings {
     int max_prompts;
     int concurrency;
     enum unknown_delivery_policy on_unknown_delivery;
-    long long member_min_interval_ms; /* at most one prompt per member per this; 0 = no cap */
-    char *quiet_hours;                /* "HH:MM-HH:MM" local to quiet_hours_zone, or NULL */
-    char *quiet_hours_zone;           /* IANA zone name, checked by PostgreSQL */
+    long long member_min_interval_ms;   /* at most one prompt per member per this; 0 = no cap */
+    char *quiet_hours;                  /* "HH:MM-HH:MM" local to quiet_hours_zone, or NULL */
+    char *quiet_hours_zone;             /* IANA zone name, checked by PostgreSQL */
     int quiet_start_min, quiet_end_min; /* parsed from quiet_hours (equal when none) */
 
     /* schedule (run) */
@@ -75,12 +78,12 @@ struct settings {
 
     /* email */
     enum consent_basis consent; /* email.consent */
-    char *resume_url;         /* RESUME_URL */
-    char *unsubscribe_url;    /* UNSUBSCRIBE_URL, optional */
-    char *unsubscribe_mailto; /* UNSUBSCRIBE_MAILTO, optional */
-    char *templates_dir;      /* optional override directory */
-    char *resume_link_secret; /* RESUME_LINK_SECRET, optional: a key ring "kid:secret,..."
-                               * (the first signs) or one secret (kid k1); see token.h */
+    char *resume_url;           /* RESUME_URL */
+    char *unsubscribe_url;      /* UNSUBSCRIBE_URL, optional */
+    char *unsubscribe_mailto;   /* UNSUBSCRIBE_MAILTO, optional */
+    char *templates_dir;        /* optional override directory */
+    char *resume_link_secret;   /* RESUME_LINK_SECRET, optional: a key ring "kid:secret,..."
+                                 * (the first signs) or one secret (kid k1); see token.h */
     long long resume_link_ttl_ms;
     long long unsubscribe_link_ttl_ms;
 
@@ -97,6 +100,7 @@ struct settings {
 /* The prefix of the variable every non-secret key also answers to: RW_ + the key's path
  * upper-cased with '.' as '_' (RW_SWEEP_BATCH_SIZE). A key's own variable (SMTP_PORT) wins. */
 #define SETTINGS_ENV_PREFIX "RW_"
+#define SMTP_MAX_RATE_MAX 10000 /* smtp.max_rate, messages per second */
 
 /* Loads defaults, then the file, then the environment. path NULL means
  * $RECOVERY_WORKER_CONFIG (when set and not empty; then it is explicit) or ./worker.yaml,
