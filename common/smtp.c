@@ -110,6 +110,7 @@ struct session {
     struct reply auth_reply;
 
     bool starttls_pending;
+    long long tls_started_ms; /* when the handshake began */
     struct reply starttls;
     bool tls_ok;
     bool extna_starttls;
@@ -725,6 +726,7 @@ tls_info_cb(const SSL *cssl, int where, int ret)
     (void)ret;
     if (!(where & SSL_CB_HANDSHAKE_START) || current == NULL)
         return;
+    current->tls_started_ms = clock_mono_ms();
     SSL *ssl = (SSL *)cssl; /* OpenSSL passes const, but allows changes at this point */
     const char *host = current->cfg->host;
     if (is_ipv4(host)) {
@@ -782,6 +784,48 @@ nodelay_relay_sockets(int port)
         setsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     closedir(d);
+}
+
+/* TLS 1.3 servers send session tickets after the handshake, unasked (OpenSSL two, Postfix
+ * one). libESMTP 1.1.0 then writes EHLO into its buffer and polls for reading and writing
+ * at once; when a ticket has arrived by then it serves the read first, SSL_read consumes
+ * the ticket and wants more, and libESMTP waits (sio_sslpoll) for the EHLO reply with the
+ * EHLO still unsent, until the reply timeout. On a nearby relay the ticket is always there
+ * in time. So read the tickets here, right after the handshake and before EHLO: wait for
+ * the first post-handshake record for about as long as the handshake took (the relay sends
+ * its tickets one round trip after our Finished), then take whatever follows at once.
+ * SSL_peek processes them without consuming application data (there is none before our
+ * EHLO; a relay speaking first keeps its data for libESMTP). The socket is non-blocking. */
+static void
+read_post_handshake(struct session *s, SSL *ssl)
+{
+    if (SSL_version(ssl) < TLS1_3_VERSION)
+        return;
+    int fd = SSL_get_rfd(ssl);
+    if (fd < 0)
+        return;
+    long long now = clock_mono_ms();
+    long long took = s->tls_started_ms > 0 ? now - s->tls_started_ms : 0;
+    long long wait = 2 * took + 20;
+    if (wait > s->timeout_ms / 2)
+        wait = s->timeout_ms / 2;
+    long long deadline = now + wait;
+    bool got = false;
+    for (;;) {
+        long long left = got ? 0 : deadline - clock_mono_ms();
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int r = poll(&pfd, 1, left > 0 ? (int)left : 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        char c;
+        int n = SSL_peek(ssl, &c, 1);
+        if (n > 0 || SSL_get_error(ssl, n) != SSL_ERROR_WANT_READ)
+            break; /* data or an error: libESMTP reads it next */
+        got = true;
+    }
+    ERR_clear_error();
 }
 
 static void decide_message(struct session *s, struct message_state *ms);
@@ -850,9 +894,13 @@ event_cb(smtp_session_t session, int event, void *arg, ...)
     case SMTP_EV_UNUSABLE_CA_LIST:
         tls_fail(s, "unusable CA list");
         break;
-    case SMTP_EV_STARTTLS_OK:
+    case SMTP_EV_STARTTLS_OK: {
+        SSL *ssl = va_arg(ap, SSL *);
         s->tls_ok = true;
+        if (ssl != NULL)
+            read_post_handshake(s, ssl);
         break;
+    }
     case SMTP_EV_EXTNA_STARTTLS:
         s->extna_starttls = true;
         break;
@@ -1308,15 +1356,6 @@ smtp_global_init(const struct smtp_config *cfg, struct err *e)
         openssl_error(why, sizeof why);
         SSL_CTX_free(ctx);
         return err_set(e, ERR_CONFIG, "cannot require TLS 1.2: %s", why);
-    }
-    /* TLS 1.3 servers send session tickets after the handshake, unasked. libESMTP 1.1.0 polls
-     * for read and write at once and serves the read first, so it waits for the reply to an
-     * EHLO still sitting in its own buffer, until the timeout (seen with strace). TLS 1.2 has
-     * no post-handshake messages. */
-    if (SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1) {
-        openssl_error(why, sizeof why);
-        SSL_CTX_free(ctx);
-        return err_set(e, ERR_CONFIG, "cannot limit TLS to 1.2: %s", why);
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify_cb);
     SSL_CTX_set_info_callback(ctx, tls_info_cb);

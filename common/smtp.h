@@ -81,8 +81,8 @@ struct smtp_session_report {
 /* One process-wide setup (SSL_CTX, SASL plugins, SIGPIPE). Call once before any session and
  * before starting threads. Fails with ERR_CONFIG when the TLS setup cannot be built, or for
  * SMTP_TLS_IMPLICIT, which libESMTP cannot do. STARTTLS verifies the relay's certificate
- * against ca_file (or the system CAs) and the configured host name, TLS 1.2 only (see
- * smtp.c for why not 1.3). */
+ * against ca_file (or the system CAs) and the configured host name, TLS 1.2 or 1.3 (see
+ * read_post_handshake in smtp.c for what 1.3 needs with libESMTP 1.1.0). */
 int smtp_global_init(const struct smtp_config *cfg, struct err *e);
 void smtp_global_cleanup(void);
 

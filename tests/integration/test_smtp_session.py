@@ -491,6 +491,22 @@ class StartTlsTest(SmtpCase):
         self.assertEqual(stats["sessions"], 5)
         self.assertEqual(stats["sni"], ["localhost"] * 5)
 
+    def test_starttls_to_a_tls13_only_relay_sends_without_stalling(self):
+        # A TLS 1.3 server sends session tickets after the handshake; libESMTP 1.1.0 used to
+        # wait for the EHLO reply with the EHLO still in its buffer until the timeout.
+        srv = self.tls_server(tls_min="1.3")
+        run = self.probe(srv.port, batch("a@localhost", "b@localhost"), tls="starttls",
+                         ca_file=self.pki["ca.pem"], sessions=3, timeout_ms=5000)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        for k in range(1, 4):
+            self.assertEqual(run.result(k), "ok", run.error(k))
+            self.assertEqual(run.outcomes(k), ["sent", "sent"])
+            # a reply timeout is 5 s: a stall would show here
+            self.assertLess(run.report(k)["elapsed_ms"], 2000)
+        stored = srv.messages()
+        self.assertEqual(len(stored), 6)
+        self.assertTrue(all(s.envelope["tls"] for s in stored))
+
     def test_starttls_with_an_untrusted_ca_fails(self):
         srv = self.tls_server()
         run = self.probe(srv.port, batch("a@localhost"), tls="starttls",
