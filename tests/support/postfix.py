@@ -137,6 +137,7 @@ class Postfix:
                 "smtpd_tls_security_level": "may",
                 "smtpd_tls_cert_file": self.tls_cert,
                 "smtpd_tls_key_file": self.tls_key,
+                "smtpd_tls_loglevel": "1",  # "TLS connection established ...: TLSv1.3 ..."
             })
         conf.update(self.extra)
         return "".join("%s = %s\n" % kv for kv in conf.items())
