@@ -1584,6 +1584,16 @@ session_verdict(struct session *s, bool complete, const char *openssl_why, struc
                    libesmtp_error(ebuf, sizeof ebuf));
 }
 
+/* The relay answered, but refused the session for load: a 4xx greeting ("421 4.7.0 Too many
+ * connections"), or a 421 before the first transaction. */
+static bool
+refused_for_load(const struct session *s)
+{
+    if (s->greeted && s->greeting.code / 100 == 4)
+        return true;
+    return !s->mail_sent && s->closing.code == 421;
+}
+
 static void
 log_session(const struct session *s, const struct smtp_message *msgs, size_t n, long long elapsed,
             int rc)
@@ -1600,17 +1610,11 @@ log_session(const struct session *s, const struct smtp_message *msgs, size_t n, 
                   (json_int_t)elapsed, "sent", counts[SMTP_SENT], "deferred", counts[SMTP_DEFERRED],
                   "failed", counts[SMTP_FAILED], "unknown", counts[SMTP_UNKNOWN], "not_attempted",
                   counts[SMTP_NOT_ATTEMPTED], "result", err_str((enum err_code)rc));
+    if (f != NULL && (s->throttled || s->quota || refused_for_load(s)))
+        json_object_update_new(f, json_pack("{s:b, s:b, s:b, s:i}", "throttled", s->throttled,
+                                            "quota", s->quota, "refused", refused_for_load(s),
+                                            "stop_code", s->stop_reply.code));
     log_debug("smtp session finished", f);
-}
-
-/* The relay answered, but refused the session for load: a 4xx greeting ("421 4.7.0 Too many
- * connections"), or a 421 before the first transaction. */
-static bool
-refused_for_load(const struct session *s)
-{
-    if (s->greeted && s->greeting.code / 100 == 4)
-        return true;
-    return !s->mail_sent && s->closing.code == 421;
 }
 
 static void
