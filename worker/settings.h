@@ -63,9 +63,9 @@ struct settings {
     int max_prompts;
     int concurrency;
     enum unknown_delivery_policy on_unknown_delivery;
-    long long member_min_interval_ms;   /* at most one prompt per member per this; 0 = no cap */
-    char *quiet_hours;                  /* "HH:MM-HH:MM" local to quiet_hours_zone, or NULL */
-    char *quiet_hours_zone;             /* IANA zone name, checked by PostgreSQL */
+    long long member_min_interval_ms; /* at most one prompt per member per this; 0 = no cap */
+    char *quiet_hours;                /* "HH:MM-HH:MM" local to quiet_hours_zone, or NULL */
+    char *quiet_hours_zone;           /* IANA zone name, checked by PostgreSQL */
     int quiet_start_min, quiet_end_min; /* parsed from quiet_hours (equal when none) */
 
     /* schedule (run) */
@@ -78,12 +78,12 @@ struct settings {
 
     /* email */
     enum consent_basis consent; /* email.consent */
-    char *resume_url;           /* RESUME_URL */
-    char *unsubscribe_url;      /* UNSUBSCRIBE_URL, optional */
-    char *unsubscribe_mailto;   /* UNSUBSCRIBE_MAILTO, optional */
-    char *templates_dir;        /* optional override directory */
-    char *resume_link_secret;   /* RESUME_LINK_SECRET, optional: a key ring "kid:secret,..."
-                                 * (the first signs) or one secret (kid k1); see token.h */
+    char *resume_url;         /* RESUME_URL */
+    char *unsubscribe_url;    /* UNSUBSCRIBE_URL, optional */
+    char *unsubscribe_mailto; /* UNSUBSCRIBE_MAILTO, optional */
+    char *templates_dir;      /* optional override directory */
+    char *resume_link_secret; /* RESUME_LINK_SECRET, optional: a key ring "kid:secret,..."
+                               * (the first signs) or one secret (kid k1); see token.h */
     long long resume_link_ttl_ms;
     long long unsubscribe_link_ttl_ms;
 

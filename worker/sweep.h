@@ -20,13 +20,13 @@
 #include "settings.h"
 
 struct sweep_options {
-    long limit;                  /* at most this many orchestrations; 0 = drain everything due */
-    const char *order_id;        /* only this order's orchestration, due or not */
-    bool dry_run;                /* claim, send and write nothing; describe each decision */
-    FILE *dry_run_out;           /* where dry-run decisions go, one JSON line each */
-    const char *dry_run_dir;     /* optional: write each message that would be sent here */
+    long limit;              /* at most this many orchestrations; 0 = drain everything due */
+    const char *order_id;    /* only this order's orchestration, due or not */
+    bool dry_run;            /* claim, send and write nothing; describe each decision */
+    FILE *dry_run_out;       /* where dry-run decisions go, one JSON line each */
+    const char *dry_run_dir; /* optional: write each message that would be sent here */
     volatile sig_atomic_t *stop; /* when it becomes non-zero, stop claiming new batches */
-    bool progress;               /* draw done/due, rate and ETA on stderr (a terminal) */
+    bool progress;           /* draw done/due, rate and ETA on stderr (a terminal) */
 };
 
 struct sweep_summary {
@@ -62,8 +62,8 @@ struct sweep_summary {
  * the database or the relay failed and the sweep was cut short (what was done is finalised,
  * the rest is released or left to lease expiry), other codes for internal errors. */
 int sweep_run(struct db *db, struct db *db2, const struct settings *s,
-              const struct prompt_templates *t, const char *run_id, const struct sweep_options *opt,
-              struct sweep_summary *sum, struct err *e);
+              const struct prompt_templates *t, const char *run_id,
+              const struct sweep_options *opt, struct sweep_summary *sum, struct err *e);
 
 /* The SPEC's summary line (processed, nudges_sent, ...), new JSON object. */
 json_t *sweep_summary_json(const struct sweep_summary *sum);
