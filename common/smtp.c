@@ -1218,6 +1218,34 @@ errno_text(int code, char *buf, size_t size)
     return buf;
 }
 
+/* After a probe connected: says it is done (FIN) and waits, until the deadline, for the relay
+ * to close its side. A relay that caps connections (Postfix's anvil, a proxy) counts the
+ * probe until it has seen it go; the session that follows at once would otherwise find the
+ * probe still counted and be refused. Whatever the relay sends (its greeting) is dropped. */
+static void
+await_close(int fd, long long deadline)
+{
+    if (shutdown(fd, SHUT_WR) != 0)
+        return;
+    char buf[512];
+    for (;;) {
+        long long left = deadline - clock_mono_ms();
+        if (left <= 0)
+            return;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int n = poll(&pfd, 1, (int)left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r <= 0)
+            return; /* closed (or reset): the relay has let go of it */
+    }
+}
+
 /* 0 when connected, else an errno value (ETIMEDOUT when the deadline passed). */
 static int
 try_connect(const struct addrinfo *ai, long long deadline)
@@ -1232,8 +1260,10 @@ try_connect(const struct addrinfo *ai, long long deadline)
         rc = errno;
         goto done;
     }
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        await_close(fd, deadline);
         goto done;
+    }
     if (errno != EINPROGRESS) {
         rc = errno;
         goto done;
@@ -1261,6 +1291,8 @@ try_connect(const struct addrinfo *ai, long long deadline)
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
             soerr = errno;
         rc = soerr;
+        if (rc == 0)
+            await_close(fd, deadline);
         goto done;
     }
 done:

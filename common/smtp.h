@@ -108,8 +108,10 @@ void smtp_global_cleanup(void);
  * bare LF, NUL) is SMTP_FAILED with text "invalid address" / "invalid message data" and
  * never reaches the wire. The first session of a process (and the first after a session
  * could not reach the relay) first checks with a TCP connect bounded by connect_timeout_ms
- * that the relay answers (the relay sees it as one connection closed without a command);
- * concurrent sessions wait for that one check instead of making their own. When a username
+ * that the relay answers (the relay sees it as one connection closed without a command, and
+ * the check waits, within the same bound, until the relay has closed it too, so that a
+ * connection cap no longer counts it); concurrent sessions wait for that one check instead
+ * of making their own. When a username
  * is set and AUTH does not succeed, no message data is sent: every message is
  * SMTP_NOT_ATTEMPTED and the result is ERR_UNAVAILABLE "authentication failed: ...". A "530"
  * refusal (authentication or TLS required) is treated the same way: it is about the

@@ -95,7 +95,7 @@ class SmtpCase(unittest.TestCase):
 
     def probe(self, port, msgs, host="localhost", tls=None, ca_file=None, user=None,
               password=None, timeout_ms=5000, connect_timeout_ms=2000, sessions=1, helo=None,
-              hold_back=None):
+              hold_back=None, parallel=False):
         path = os.path.join(self.tmp, "batch-%d.jsonl" % time.monotonic_ns())
         with open(path, "w") as f:
             for m in msgs:
@@ -112,6 +112,8 @@ class SmtpCase(unittest.TestCase):
             cmd += ["--helo", helo]
         if hold_back is not None:
             cmd += ["--hold-back", str(hold_back)]
+        if parallel:
+            cmd.append("--parallel")
         cmd.append(path)
         env = dict(os.environ)
         env.pop("RW_SMTP_PASSWORD", None)
@@ -244,6 +246,20 @@ class PlainSessionTest(SmtpCase):
         self.assertTrue(run.report()["refused"])
         self.assertIn("Too many connections", run.report()["report_text"])
         self.assertEqual(srv.messages(), [])
+
+    def test_concurrent_sessions_share_one_probe_so_a_cap_of_two_fits_two_sessions(self):
+        # Each session used to open a bare probe connection before its real one: with a cap
+        # of two connections and two sessions, one of them was refused.
+        srv = self.server(max_connections=2, delay_ms=200)
+        run = self.probe(srv.port, batch("a@localhost", "b@localhost"), sessions=2,
+                         parallel=True)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        for k in (1, 2):
+            self.assertFalse(run.report(k)["refused"], run.report(k))
+            self.assertEqual(run.outcomes(k), ["sent", "sent"])
+        stats = srv.stats()
+        self.assertEqual(stats["refused_connections"], 0, stats)
+        self.assertEqual(stats["tcp_connections"], 3, stats)  # one probe, two sessions
 
     def test_tempfail_to_mail_from_stops_the_session_instead_of_repeating_it(self):
         srv = self.server(mail_tempfail_after=1)
