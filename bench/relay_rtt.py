@@ -77,7 +77,13 @@ class DelayProxy:
                              return_exceptions=True)
 
     def stop(self):
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        def cancel_all():
+            for task in asyncio.all_tasks(self.loop):
+                task.cancel()
+            self.loop.call_later(0.05, self.loop.stop)
+
+        self.loop.call_soon_threadsafe(cancel_all)
+        self.thread.join(5)
 
 
 def run_probe(probe, port, n, tmp):

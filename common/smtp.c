@@ -796,7 +796,9 @@ nodelay_relay_sockets(int port)
  * the first post-handshake record for about as long as the handshake took (the relay sends
  * its tickets one round trip after our Finished), then take whatever follows at once.
  * SSL_peek processes them without consuming application data (there is none before our
- * EHLO; a relay speaking first keeps its data for libESMTP). The socket is non-blocking. */
+ * EHLO; a relay speaking first keeps its data for libESMTP). The socket is non-blocking. A
+ * TLS 1.3 relay that sends no ticket costs the whole wait, once per session: twice the
+ * handshake time plus 20 ms (on loopback a few milliseconds). */
 static void
 read_post_handshake(struct session *s, SSL *ssl)
 {
