@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -65,12 +66,13 @@ struct message_state {
     struct session *s;
     smtp_message_t handle; /* NULL when the message was refused before the session */
     size_t offset;         /* bytes handed to libESMTP so far */
-    size_t index;          /* in the caller's array, for the hooks */
+    size_t index;          /* in the caller's array */
     bool data_started;     /* libESMTP asked for the message data */
     bool data_complete;    /* every byte was handed over and end of data signalled */
-    bool hooked;           /* before_data let it go on the wire */
-    bool held;             /* before_data refused it: its data never went out */
-    bool reported;         /* after_reply was called */
+    bool offered;          /* MAIL FROM got a reply, or the data was asked for */
+    bool reported;         /* decided, and after_reply called */
+    bool recipient_added;  /* libESMTP will offer it (see offer_next) */
+    bool held_back;        /* before_data said stop */
 };
 
 struct session {
@@ -108,6 +110,7 @@ struct session {
     struct reply auth_reply;
 
     bool starttls_pending;
+    long long tls_started_ms; /* when the handshake began */
     struct reply starttls;
     bool tls_ok;
     bool extna_starttls;
@@ -115,11 +118,17 @@ struct session {
 
     struct reply refused_530; /* "530 authentication required" for a message */
 
-    const struct smtp_hooks *hooks; /* NULL when the caller has none */
-    struct message_state *st;       /* the messages, for the event callback */
-    size_t nst;
-    size_t next_sent;               /* where to look for the next "message sent" event */
-    bool held;                      /* a before_data hook stopped the session */
+    /* The transactions: which message is offered next, and why the session stopped. */
+    struct message_state *st;
+    size_t n;
+    const struct smtp_hooks *hooks;
+    size_t last_offered; /* index of the last message given its recipient; n: none yet */
+    bool stopping;       /* no further message is offered */
+    bool held_back_any;  /* before_data said stop: the dropped connection was ours */
+    bool throttled;
+    bool quota;
+    struct reply stop_reply;
+    char stop_enhanced[16];
 };
 
 /* The session whose smtp_start_session is running on this thread, for the OpenSSL callbacks
@@ -397,6 +406,123 @@ copy_status(struct smtp_message *out, const smtp_status_t *st)
     sanitize(out->text, sizeof out->text, text);
 }
 
+/* ---- what a reply means (pure) ---- */
+
+static char
+lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Case-insensitive substring search, ASCII only. */
+static bool
+has(const char *text, const char *needle)
+{
+    size_t nl = strlen(needle);
+    for (const char *p = text; *p != '\0'; p++) {
+        size_t i = 0;
+        while (i < nl && p[i] != '\0' && lower(p[i]) == needle[i])
+            i++;
+        if (i == nl)
+            return true;
+    }
+    return false;
+}
+
+/* "rate" as a word ("sending rate", "rate limited", "rate-limited", "ratelimit"), not inside
+ * "generate" or "separately". */
+static bool
+has_rate_word(const char *text)
+{
+    for (const char *p = text; *p != '\0'; p++) {
+        if (p != text && is_alpha((unsigned char)p[-1]))
+            continue;
+        if (lower(p[0]) != 'r' || lower(p[1]) != 'a' || lower(p[2]) != 't' || lower(p[3]) != 'e')
+            continue;
+        if (!is_alpha((unsigned char)p[4]) || strncasecmp(p + 4, "limit", 5) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool
+speaks_of_throttling(const char *text)
+{
+    return has_rate_word(text) || has(text, "throttl") || has(text, "too much mail") ||
+           has(text, "too many messages") || has(text, "too many connections") ||
+           has(text, "too many concurrent") || has(text, "server busy") ||
+           has(text, "server is busy") || has(text, "slow down") || has(text, "limit exceeded");
+}
+
+static bool
+speaks_of_mailbox(const char *text)
+{
+    return has(text, "mailbox busy") || has(text, "mailbox is busy") || has(text, "mailbox full") ||
+           has(text, "mailbox is full") || has(text, "over quota") || has(text, "quota exceeded") ||
+           has(text, "insufficient storage") || has(text, "out of storage");
+}
+
+enum smtp_reply_kind
+smtp_reply_kind(int code, const char *enhanced, const char *text)
+{
+    int cls = code / 100;
+    if (cls != 4 && cls != 5)
+        return SMTP_KIND_NONE;
+    if (text == NULL)
+        text = "";
+    char parsed[16];
+    const char *rest = text;
+    if ((enhanced == NULL || enhanced[0] == '\0') &&
+        parse_enhanced(text, code, parsed, sizeof parsed, &rest))
+        enhanced = parsed;
+    int subject = -1, detail = -1;
+    if (enhanced != NULL && enhanced[0] != '\0') {
+        const char *p = enhanced;
+        int c;
+        if (!enh_part(&p, &c) || *p++ != '.' || !enh_part(&p, &subject) || *p++ != '.' ||
+            !enh_part(&p, &detail))
+            subject = detail = -1;
+    }
+
+    /* A daily quota first: it is worded like throttling ("454 Throttling failure: Daily
+     * message quota exceeded") and Gmail sends it as a 5xx, yet it lasts until tomorrow. */
+    if (has(text, "daily") && (has(text, "quota") || has(text, "limit")))
+        return SMTP_KIND_QUOTA;
+    if (cls == 5)
+        return SMTP_KIND_NONE;
+    if (code == 421)
+        return SMTP_KIND_THROTTLE; /* the relay is closing the session, whatever the reason */
+    /* The recipient's own mailbox (RFC 3463 X.2.0 other, X.2.2 full; X.1.x addressing), but
+     * Google's "450 4.2.1 ... receiving mail at a rate ..." is about the pace. */
+    if (subject == 1 || (subject == 2 && detail != 1) || speaks_of_mailbox(text))
+        return SMTP_KIND_RECIPIENT;
+    if (code == 454)
+        return SMTP_KIND_THROTTLE; /* Amazon SES's "Throttling failure" */
+    if (code == 451 && subject == 7 && detail >= 500 && detail <= 699)
+        return SMTP_KIND_THROTTLE; /* Exchange Online's "Server busy" family */
+    if (subject == 5)
+        return SMTP_KIND_NONE; /* 4.5.x: a protocol problem ("452 4.5.3 too many recipients") */
+    if (speaks_of_throttling(text))
+        return SMTP_KIND_THROTTLE;
+    return SMTP_KIND_NONE;
+}
+
+const char *
+smtp_reply_kind_name(enum smtp_reply_kind k)
+{
+    switch (k) {
+    case SMTP_KIND_NONE:
+        return "none";
+    case SMTP_KIND_THROTTLE:
+        return "throttle";
+    case SMTP_KIND_QUOTA:
+        return "quota";
+    case SMTP_KIND_RECIPIENT:
+        return "recipient";
+    }
+    return "invalid";
+}
+
 /* ---- protocol monitor ---- */
 
 static void
@@ -600,6 +726,7 @@ tls_info_cb(const SSL *cssl, int where, int ret)
     (void)ret;
     if (!(where & SSL_CB_HANDSHAKE_START) || current == NULL)
         return;
+    current->tls_started_ms = clock_mono_ms();
     SSL *ssl = (SSL *)cssl; /* OpenSSL passes const, but allows changes at this point */
     const char *host = current->cfg->host;
     if (is_ipv4(host)) {
@@ -684,34 +811,60 @@ smtp_interrupt_sessions(const struct smtp_config *cfg)
     each_relay_socket(cfg->port, interrupt);
 }
 
-static bool classify(struct message_state *ms);
-
-/* Decides a message whose data went out and tells the caller, once. */
+/* TLS 1.3 servers send session tickets after the handshake, unasked (OpenSSL two, Postfix
+ * one). libESMTP 1.1.0 then writes EHLO into its buffer and polls for reading and writing
+ * at once; when a ticket has arrived by then it serves the read first, SSL_read consumes
+ * the ticket and wants more, and libESMTP waits (sio_sslpoll) for the EHLO reply with the
+ * EHLO still unsent, until the reply timeout. On a nearby relay the ticket is always there
+ * in time. So read the tickets here, right after the handshake and before EHLO: wait for
+ * the first post-handshake record for about as long as the handshake took (the relay sends
+ * its tickets one round trip after our Finished), then take whatever follows at once.
+ * SSL_peek processes them without consuming application data (there is none before our
+ * EHLO; a relay speaking first keeps its data for libESMTP). The socket is non-blocking. A
+ * TLS 1.3 relay that sends no ticket costs the whole wait, once per session: twice the
+ * handshake time plus 20 ms (on loopback a few milliseconds). */
 static void
-report_message(struct message_state *ms)
+read_post_handshake(struct session *s, SSL *ssl)
 {
-    if (ms->reported || !ms->hooked)
+    if (SSL_version(ssl) < TLS1_3_VERSION)
         return;
-    classify(ms);
-    ms->reported = true;
-    if (ms->s->hooks != NULL && ms->s->hooks->after_reply != NULL)
-        ms->s->hooks->after_reply(ms->s->hooks->arg, ms->index);
+    int fd = SSL_get_rfd(ssl);
+    if (fd < 0)
+        return;
+    long long now = clock_mono_ms();
+    long long took = s->tls_started_ms > 0 ? now - s->tls_started_ms : 0;
+    long long wait = 2 * took + 20;
+    if (wait > s->timeout_ms / 2)
+        wait = s->timeout_ms / 2;
+    long long deadline = now + wait;
+    bool got = false;
+    for (;;) {
+        long long left = got ? 0 : deadline - clock_mono_ms();
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int r = poll(&pfd, 1, left > 0 ? (int)left : 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        char c;
+        int n = SSL_peek(ssl, &c, 1);
+        if (n > 0 || SSL_get_error(ssl, n) != SSL_ERROR_WANT_READ)
+            break; /* data or an error: libESMTP reads it next */
+        got = true;
+    }
+    ERR_clear_error();
 }
 
-/* libESMTP's "message sent" event comes after the reply to the end of the data (or the last
- * BDAT chunk), before the next message's MAIL FROM: the caller hears of each outcome while
- * the session goes on. Messages come in order, so the search starts where the last one was. */
-static void
-message_sent(struct session *s, smtp_message_t handle)
+static void decide_message(struct session *s, struct message_state *ms);
+static void note_rcpt_status(struct session *s, struct message_state *ms, const smtp_status_t *st);
+
+static struct message_state *
+state_of(struct session *s, smtp_message_t handle)
 {
-    for (size_t k = 0; k < s->nst; k++) {
-        size_t i = (s->next_sent + k) % s->nst;
-        if (s->st[i].handle == handle) {
-            s->next_sent = i + 1;
-            report_message(&s->st[i]);
-            return;
-        }
-    }
+    for (size_t i = 0; i < s->n; i++)
+        if (s->st[i].handle == handle && handle != NULL)
+            return &s->st[i];
+    return NULL;
 }
 
 static void
@@ -724,9 +877,6 @@ event_cb(smtp_session_t session, int event, void *arg, ...)
     switch (event) {
     case SMTP_EV_CONNECT:
         nodelay_relay_sockets(s->cfg->port);
-        break;
-    case SMTP_EV_MESSAGESENT:
-        message_sent(s, va_arg(ap, smtp_message_t));
         break;
     case SMTP_EV_INVALID_PEER_CERTIFICATE: {
         long result = va_arg(ap, long);
@@ -771,12 +921,41 @@ event_cb(smtp_session_t session, int event, void *arg, ...)
     case SMTP_EV_UNUSABLE_CA_LIST:
         tls_fail(s, "unusable CA list");
         break;
-    case SMTP_EV_STARTTLS_OK:
+    case SMTP_EV_STARTTLS_OK: {
+        SSL *ssl = va_arg(ap, SSL *);
         s->tls_ok = true;
+        if (ssl != NULL)
+            read_post_handshake(s, ssl);
         break;
+    }
     case SMTP_EV_EXTNA_STARTTLS:
         s->extna_starttls = true;
         break;
+    case SMTP_EV_MAILSTATUS: {
+        (void)va_arg(ap, const char *);
+        struct message_state *ms = state_of(s, va_arg(ap, smtp_message_t));
+        if (ms != NULL) {
+            ms->offered = true;
+            const smtp_status_t *st = smtp_reverse_path_status(ms->handle);
+            if (st == NULL || st->code / 100 != 2)
+                decide_message(s, ms); /* libESMTP goes on to the next message now */
+        }
+        break;
+    }
+    case SMTP_EV_RCPTSTATUS: {
+        (void)va_arg(ap, const char *);
+        smtp_recipient_t r = va_arg(ap, smtp_recipient_t);
+        struct message_state *ms = s->last_offered < s->n ? &s->st[s->last_offered] : NULL;
+        if (ms != NULL && r != NULL)
+            note_rcpt_status(s, ms, smtp_recipient_status(r));
+        break;
+    }
+    case SMTP_EV_MESSAGESENT: {
+        struct message_state *ms = state_of(s, va_arg(ap, smtp_message_t));
+        if (ms != NULL)
+            decide_message(s, ms);
+        break;
+    }
     case SMTP_EV_EXTNA_DSN: {
         int *quit = va_arg(ap, int *);
         if (quit != NULL)
@@ -834,19 +1013,22 @@ message_cb(void **ctx, int *len, void *arg)
         errno = EACCES;
         return NULL;
     }
-    if (!ms->hooked && ms->s->hooks != NULL && ms->s->hooks->before_data != NULL) {
-        /* The caller's last word before the data goes out (it records that the message is on
-         * the wire, and paces). A refusal fails the read: libESMTP then drops the connection
-         * before the final dot, so the relay discards what it has of this message. */
-        if (!ms->s->hooks->before_data(ms->s->hooks->arg, ms->index)) {
-            ms->held = true;
-            ms->s->held = true;
+    if (!ms->data_started) {
+        const struct smtp_hooks *h = ms->s->hooks;
+        ms->offered = true;
+        if (ms->s->stopping ||
+            (h != NULL && h->before_data != NULL && !h->before_data(h->arg, ms->index))) {
+            /* libESMTP has no call to end a session mid-way. A failed read makes it drop
+             * the connection before the end of the data (over DATA before the final dot,
+             * over BDAT before the first chunk), so the relay discards the message. */
+            ms->held_back = true;
+            ms->s->held_back_any = true;
+            ms->s->stopping = true;
             *len = 0;
             errno = ECANCELED;
             return NULL;
         }
     }
-    ms->hooked = true;
     ms->data_started = true;
     size_t left = ms->msg->len - ms->offset;
     if (left == 0) {
@@ -904,6 +1086,7 @@ set_outcome(struct smtp_message *m, enum smtp_outcome o, int code, const char *t
     m->outcome = o;
     m->code = code;
     m->enhanced[0] = '\0';
+    m->kind = SMTP_KIND_NONE;
     sanitize(m->text, sizeof m->text, text);
 }
 
@@ -940,14 +1123,15 @@ classify(struct message_state *ms)
     if (decisive != NULL) {
         int cls = decisive->code / 100;
         copy_status(m, decisive);
+        m->kind = smtp_reply_kind(m->code, m->enhanced, m->text);
         if (decisive == data && cls == 2)
             m->outcome = SMTP_SENT;
         else if (cls == 4)
             m->outcome = SMTP_DEFERRED;
-        else if (cls == 5)
+        else if (cls == 5 && m->kind != SMTP_KIND_QUOTA)
             m->outcome = SMTP_FAILED;
         else
-            m->outcome = SMTP_DEFERRED; /* 1xx or garbage: not accepted, try again */
+            m->outcome = SMTP_DEFERRED; /* a quota, 1xx or garbage: not accepted, try again */
         return true;
     }
 
@@ -963,10 +1147,93 @@ classify(struct message_state *ms)
     return false;
 }
 
+/* ---- the session's transactions ---- */
+
+/* libESMTP 1.1.0 offers every message it was given and has no call to stop a session
+ * mid-way: after a 4xx to MAIL FROM it sends the next MAIL FROM at once, into the relay's
+ * error limit. It does skip a message that has no recipient left to try, and it looks for
+ * the next message only after the current one is decided. So each message gets its
+ * recipient only when the one before it was decided and the session should go on; when it
+ * should not, libESMTP finds nothing more to offer and QUITs. */
+static void
+offer_next(struct session *s)
+{
+    if (s->stopping)
+        return;
+    for (size_t j = s->last_offered < s->n ? s->last_offered + 1 : 0; j < s->n; j++) {
+        struct message_state *ms = &s->st[j];
+        if (ms->handle == NULL)
+            continue;
+        if (smtp_add_recipient(ms->handle, ms->msg->recipient) == NULL) {
+            s->stopping = true; /* out of memory: the rest stay unattempted */
+            return;
+        }
+        ms->recipient_added = true;
+        s->last_offered = j;
+        return;
+    }
+}
+
+static void
+stop_for(struct session *s, const struct smtp_message *m)
+{
+    if (!s->stopping || s->stop_reply.code == 0) {
+        s->stop_reply.code = m->code;
+        snprintf(s->stop_reply.text, sizeof s->stop_reply.text, "%s", m->text);
+        snprintf(s->stop_enhanced, sizeof s->stop_enhanced, "%s", m->enhanced);
+    }
+    s->stopping = true;
+    if (m->kind == SMTP_KIND_THROTTLE)
+        s->throttled = true;
+    else if (m->kind == SMTP_KIND_QUOTA)
+        s->quota = true;
+}
+
+/* A refused recipient: the DATA or BDAT that follows is refused too, and libESMTP picks the
+ * next message before it reports that refusal, so the next message is offered now. */
+static void
+note_rcpt_status(struct session *s, struct message_state *ms, const smtp_status_t *st)
+{
+    if (st == NULL || (st->code / 100 != 4 && st->code / 100 != 5))
+        return;
+    struct smtp_message probe = {0};
+    copy_status(&probe, st);
+    probe.kind = smtp_reply_kind(probe.code, probe.enhanced, probe.text);
+    if (probe.kind == SMTP_KIND_THROTTLE || probe.kind == SMTP_KIND_QUOTA)
+        stop_for(s, &probe);
+    else if (ms->index == s->last_offered)
+        offer_next(s);
+}
+
+/* Called when libESMTP is done with a message (see event_cb): decides it, tells the caller,
+ * and offers the next one unless the session should stop. */
+static void
+decide_message(struct session *s, struct message_state *ms)
+{
+    if (ms->reported)
+        return;
+    if (!classify(ms)) {
+        s->stopping = true; /* the session ended under it: decided after the session */
+        return;
+    }
+    ms->reported = true;
+    const struct smtp_message *m = ms->msg;
+    const smtp_status_t *mail = smtp_reverse_path_status(ms->handle);
+    if (m->kind == SMTP_KIND_THROTTLE || m->kind == SMTP_KIND_QUOTA ||
+        (mail != NULL && mail->code / 100 == 4))
+        stop_for(s, m); /* a 4xx to MAIL FROM would only be repeated for the next one */
+    if (s->hooks != NULL && s->hooks->after_reply != NULL)
+        s->hooks->after_reply(s->hooks->arg, ms->index);
+    if (ms->index == s->last_offered)
+        offer_next(s);
+}
+
 /* ---- connect probe ---- */
 
-/* Set after a session succeeded, cleared when one fails (see smtp_send_batch). */
+/* Set after the relay answered a probe or a session, cleared when a session could not reach
+ * it (see smtp_send_batch). probe_lock makes concurrent sessions wait for one probe. */
 static atomic_bool relay_known_good;
+static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* strerror() may share a buffer between threads; this is the XSI strerror_r. */
 static const char *
@@ -975,6 +1242,34 @@ errno_text(int code, char *buf, size_t size)
     if (strerror_r(code, buf, size) != 0)
         snprintf(buf, size, "error %d", code);
     return buf;
+}
+
+/* After a probe connected: says it is done (FIN) and waits, until the deadline, for the relay
+ * to close its side. A relay that caps connections (Postfix's anvil, a proxy) counts the
+ * probe until it has seen it go; the session that follows at once would otherwise find the
+ * probe still counted and be refused. Whatever the relay sends (its greeting) is dropped. */
+static void
+await_close(int fd, long long deadline)
+{
+    if (shutdown(fd, SHUT_WR) != 0)
+        return;
+    char buf[512];
+    for (;;) {
+        long long left = deadline - clock_mono_ms();
+        if (left <= 0)
+            return;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int n = poll(&pfd, 1, (int)left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r <= 0)
+            return; /* closed (or reset): the relay has let go of it */
+    }
 }
 
 /* 0 when connected, else an errno value (ETIMEDOUT when the deadline passed). */
@@ -991,8 +1286,10 @@ try_connect(const struct addrinfo *ai, long long deadline)
         rc = errno;
         goto done;
     }
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        await_close(fd, deadline);
         goto done;
+    }
     if (errno != EINPROGRESS) {
         rc = errno;
         goto done;
@@ -1020,6 +1317,8 @@ try_connect(const struct addrinfo *ai, long long deadline)
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
             soerr = errno;
         rc = soerr;
+        if (rc == 0)
+            await_close(fd, deadline);
         goto done;
     }
 done:
@@ -1116,15 +1415,6 @@ smtp_global_init(const struct smtp_config *cfg, struct err *e)
         openssl_error(why, sizeof why);
         SSL_CTX_free(ctx);
         return err_set(e, ERR_CONFIG, "cannot require TLS 1.2: %s", why);
-    }
-    /* TLS 1.3 servers send session tickets after the handshake, unasked. libESMTP 1.1.0 polls
-     * for read and write at once and serves the read first, so it waits for the reply to an
-     * EHLO still sitting in its own buffer, until the timeout (seen with strace). TLS 1.2 has
-     * no post-handshake messages. */
-    if (SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1) {
-        openssl_error(why, sizeof why);
-        SSL_CTX_free(ctx);
-        return err_set(e, ERR_CONFIG, "cannot limit TLS to 1.2: %s", why);
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_verify_cb);
     SSL_CTX_set_info_callback(ctx, tls_info_cb);
@@ -1288,8 +1578,11 @@ build_session(struct session *s, const char *helo, struct message_state *st, siz
             continue;
         ms->handle = smtp_add_message(session);
         ok = ms->handle != NULL && smtp_set_reverse_path(ms->handle, ms->msg->sender) &&
-             smtp_add_recipient(ms->handle, ms->msg->recipient) != NULL &&
              smtp_set_messagecb(ms->handle, message_cb, ms);
+    }
+    if (ok) {
+        offer_next(s); /* the first message; the others one by one (see offer_next) */
+        ok = !s->stopping;
     }
     if (!ok)
         return err_set(e, ERR_INTERNAL, "cannot set up SMTP session: %s",
@@ -1317,6 +1610,8 @@ session_verdict(struct session *s, bool complete, const char *openssl_why, struc
     if (s->greeted && s->greeting.code != 220)
         return err_set(e, ERR_UNAVAILABLE, "%s refused the session: %d %s", srv, s->greeting.code,
                        s->greeting.text);
+    if (!s->mail_sent && s->closing.code == 421)
+        return err_set(e, ERR_UNAVAILABLE, "%s refused the session: 421 %s", srv, s->closing.text);
     if (s->want_auth && !s->authenticated) {
         if (s->auth_rejected)
             return err_set(e, ERR_UNAVAILABLE, "authentication failed: %d %s", s->auth_reply.code,
@@ -1328,8 +1623,8 @@ session_verdict(struct session *s, bool complete, const char *openssl_why, struc
     if (s->refused_530.code != 0)
         return err_set(e, ERR_UNAVAILABLE, "%s requires authentication or TLS: %d %s", srv,
                        s->refused_530.code, s->refused_530.text);
-    if (complete || s->held)
-        return ERR_OK; /* a hook that stopped the session dropped the connection itself */
+    if (complete)
+        return ERR_OK;
     if (!s->greeted && s->timed_out_cmd[0] != '\0')
         return err_set(e, ERR_UNAVAILABLE, "no greeting from %s within %d ms", srv, s->timeout_ms);
     if (!s->greeted)
@@ -1348,6 +1643,16 @@ session_verdict(struct session *s, bool complete, const char *openssl_why, struc
                    libesmtp_error(ebuf, sizeof ebuf));
 }
 
+/* The relay answered, but refused the session for load: a 4xx greeting ("421 4.7.0 Too many
+ * connections"), or a 421 before the first transaction. */
+static bool
+refused_for_load(const struct session *s)
+{
+    if (s->greeted && s->greeting.code / 100 == 4)
+        return true;
+    return !s->mail_sent && s->closing.code == 421;
+}
+
 static void
 log_session(const struct session *s, const struct smtp_message *msgs, size_t n, long long elapsed,
             int rc)
@@ -1364,16 +1669,71 @@ log_session(const struct session *s, const struct smtp_message *msgs, size_t n, 
                   (json_int_t)elapsed, "sent", counts[SMTP_SENT], "deferred", counts[SMTP_DEFERRED],
                   "failed", counts[SMTP_FAILED], "unknown", counts[SMTP_UNKNOWN], "not_attempted",
                   counts[SMTP_NOT_ATTEMPTED], "result", err_str((enum err_code)rc));
+    if (f != NULL && (s->throttled || s->quota || refused_for_load(s)))
+        json_object_update_new(f, json_pack("{s:b, s:b, s:b, s:i}", "throttled", s->throttled,
+                                            "quota", s->quota, "refused", refused_for_load(s),
+                                            "stop_code", s->stop_reply.code));
     log_debug("smtp session finished", f);
+}
+
+static void
+fill_report(struct smtp_session_report *r, const struct session *s)
+{
+    memset(r, 0, sizeof *r);
+    if (s == NULL)
+        return;
+    const struct reply *why = NULL;
+    if (refused_for_load(s)) {
+        r->refused = true;
+        why = s->greeted && s->greeting.code != 220 ? &s->greeting : &s->closing;
+    } else if (s->throttled || s->quota) {
+        r->throttled = s->throttled;
+        r->quota = s->quota;
+        why = &s->stop_reply;
+        snprintf(r->enhanced, sizeof r->enhanced, "%s", s->stop_enhanced);
+    }
+    if (why == NULL)
+        return;
+    r->code = why->code;
+    const char *text = why->text;
+    const char *rest;
+    if (r->enhanced[0] == '\0' &&
+        parse_enhanced(text, why->code, r->enhanced, sizeof r->enhanced, &rest)) {
+        text = rest;
+        while (*text == ' ')
+            text++;
+    }
+    snprintf(r->text, sizeof r->text, "%s", text);
+}
+
+/* The first session of a process checks that the relay answers; concurrent ones wait for
+ * that check instead of each opening a connection of its own (a relay capping connections
+ * at two would see the probes of two sessions use up its cap). */
+static int
+probe_once(const struct smtp_config *cfg, struct err *e)
+{
+    if (atomic_load(&relay_known_good))
+        return ERR_OK;
+    pthread_mutex_lock(&probe_lock);
+    int rc = ERR_OK;
+    if (!atomic_load(&relay_known_good)) {
+        int connect_ms =
+            cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+        rc = probe_connect(cfg, connect_ms, e);
+        if (rc == ERR_OK)
+            atomic_store(&relay_known_good, true);
+    }
+    pthread_mutex_unlock(&probe_lock);
+    return rc;
 }
 
 int
 smtp_send_batch(const struct smtp_config *cfg, struct smtp_message *msgs, size_t n,
                 const struct smtp_hooks *hooks, struct smtp_session_report *report, struct err *e)
 {
-    if (report != NULL)
-        memset(report, 0, sizeof *report);
     char helo[256];
+    if (report != NULL)
+        fill_report(report, NULL);
     int rc = check_config(cfg, helo, sizeof helo, e);
     if (rc != ERR_OK) {
         for (size_t i = 0; i < n; i++)
@@ -1399,27 +1759,23 @@ smtp_send_batch(const struct smtp_config *cfg, struct smtp_message *msgs, size_t
     if (s->timeout_ms < MIN_TIMEOUT_MS)
         s->timeout_ms = MIN_TIMEOUT_MS;
     s->want_auth = cfg->username != NULL;
-    s->hooks = hooks;
-    s->st = st;
-    s->nst = n;
     s->w_line_start = true;
     s->last_event_ms = clock_mono_ms();
+    s->st = st;
+    s->n = n;
+    s->hooks = hooks;
+    s->last_offered = n;
     pending_push(s, "greeting");
 
     if (screen_messages(msgs, n, st, s) == 0)
         goto done; /* nothing may be offered; not a session failure */
 
-    /* The probe costs the relay an empty connection, so it runs until a session has
-     * succeeded and again after any session fails: a sweep pays for it once, and a relay
-     * that went away is still noticed within connect_timeout instead of libESMTP's untimed
-     * connect. */
-    if (!atomic_load(&relay_known_good)) {
-        int connect_ms =
-            cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
-        rc = probe_connect(cfg, connect_ms, e);
-        if (rc != ERR_OK)
-            goto done;
-    }
+    /* The probe costs the relay an empty connection, so it runs once per process, and again
+     * after a session could not reach the relay: a relay that went away is then noticed
+     * within connect_timeout instead of libESMTP's untimed connect. */
+    rc = probe_once(cfg, e);
+    if (rc != ERR_OK)
+        goto done;
 
     rc = build_session(s, helo, st, n, &session, &auth, e);
     if (rc != ERR_OK)
@@ -1436,15 +1792,20 @@ smtp_send_batch(const struct smtp_config *cfg, struct smtp_message *msgs, size_t
 
     bool complete = true;
     for (size_t i = 0; i < n; i++) {
-        if (st[i].handle == NULL)
+        struct message_state *ms = &st[i];
+        if (ms->handle == NULL || ms->reported)
             continue;
-        if (st[i].held) {
-            set_outcome(&msgs[i], SMTP_NOT_ATTEMPTED, 0, "held back before its data went out");
-            continue;
-        }
-        if (!classify(&st[i]))
+        if (ms->held_back) {
+            set_outcome(&msgs[i], SMTP_NOT_ATTEMPTED, 0, "not sent: held back before its data");
+        } else if (!ms->recipient_added) {
+            set_outcome(&msgs[i], SMTP_NOT_ATTEMPTED, 0,
+                        s->throttled || s->quota
+                            ? "not offered: the session stopped after a throttling reply"
+                            : "not offered: the session stopped before it");
+            continue; /* never offered: no after_reply */
+        } else if (!classify(ms)) {
             complete = false;
-        report_message(&st[i]); /* the ones whose session ended under them */
+        }
     }
     if (s->want_auth && !s->authenticated) {
         /* Nothing was sent unauthenticated (message_cb refuses the data); a refusal such
@@ -1454,11 +1815,27 @@ smtp_send_batch(const struct smtp_config *cfg, struct smtp_message *msgs, size_t
                 set_outcome(&msgs[i], SMTP_NOT_ATTEMPTED, 0, "not sent: authentication failed");
         }
     }
-    rc = session_verdict(s, complete, openssl_why, e);
-    atomic_store(&relay_known_good, rc == ERR_OK);
+    for (size_t i = 0; i < n; i++) {
+        struct message_state *ms = &st[i];
+        if (ms->handle == NULL || ms->reported || !ms->offered)
+            continue;
+        ms->reported = true;
+        if (hooks != NULL && hooks->after_reply != NULL)
+            hooks->after_reply(hooks->arg, i);
+    }
+    bool deliberate = s->held_back_any || s->throttled || s->quota;
+    if (report != NULL && refused_for_load(s)) {
+        rc = ERR_OK; /* the relay is up: the caller runs fewer sessions */
+    } else {
+        rc = session_verdict(s, complete || deliberate, openssl_why, e);
+    }
+    if (rc != ERR_OK && !s->greeted)
+        atomic_store(&relay_known_good, false); /* probe again before the next session */
     log_session(s, msgs, n, clock_mono_ms() - started, rc);
 
 done:
+    if (report != NULL)
+        fill_report(report, s);
     if (session != NULL)
         smtp_destroy_session(session);
     if (auth != NULL)

@@ -9,6 +9,7 @@ packages=(
   postgresql python3 python3-psycopg2 python3-aiosmtpd python3-yaml openssl tzdata
   prometheus-pushgateway prometheus systemd pgbouncer
   chromium chromium-driver python3-selenium
+  postfix stunnel4 util-linux
 )
 
 missing=()
@@ -20,5 +21,7 @@ done
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# The tests start private Postfix instances; the package must not configure the system one.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

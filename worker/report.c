@@ -25,6 +25,10 @@ enum {
     F_LAST_SUCCESS,
     F_DUE,
     F_OLDEST_DUE_AGE,
+    F_THROTTLE_REPLIES,
+    F_REFUSED_SESSIONS,
+    F_SEND_RATE,
+    F_QUOTA_EXHAUSTED,
     F_COUNT
 };
 
@@ -65,6 +69,17 @@ static const struct metrics_family families[F_COUNT] = {
     [F_OLDEST_DUE_AGE] = {"recovery_worker_oldest_due_age_seconds", METRICS_GAUGE,
                           "How long the oldest due orchestration has been due, after the last "
                           "sweep."},
+    [F_THROTTLE_REPLIES] = {"recovery_worker_last_sweep_throttle_replies", METRICS_GAUGE,
+                            "Throttling replies (421, 454, 4.7.x rate) the relay sent during the "
+                            "last sweep."},
+    [F_REFUSED_SESSIONS] = {"recovery_worker_last_sweep_refused_sessions", METRICS_GAUGE,
+                            "SMTP sessions the relay refused (connection cap, 4xx greeting) "
+                            "during the last sweep."},
+    [F_SEND_RATE] = {"recovery_worker_last_sweep_send_rate", METRICS_GAUGE,
+                     "Messages per second the last sweep was allowed to send at its end "
+                     "(smtp.max_rate, or less after throttling); 0 when unlimited."},
+    [F_QUOTA_EXHAUSTED] = {"recovery_worker_last_sweep_quota_exhausted", METRICS_GAUGE,
+                           "1 if the relay's daily quota ran out during the last sweep."},
 };
 
 #define OUTCOME(field, key, label) {label, offsetof(struct sweep_summary, field)},
@@ -111,6 +126,16 @@ add_sweep(struct metrics *m, const struct sweep_summary *sum, bool success, doub
         metrics_add(m, &families[F_LAST_SUCCESS], NULL, 0, last_success_s);
 }
 
+/* How the sweep was paced to the relay. */
+static void
+add_pace(struct metrics *m, const struct sweep_summary *sum)
+{
+    metrics_add(m, &families[F_THROTTLE_REPLIES], NULL, 0, (double)sum->throttle_replies);
+    metrics_add(m, &families[F_REFUSED_SESSIONS], NULL, 0, (double)sum->refused_sessions);
+    metrics_add(m, &families[F_SEND_RATE], NULL, 0, sum->send_rate);
+    metrics_add(m, &families[F_QUOTA_EXHAUSTED], NULL, 0, sum->quota_exhausted ? 1.0 : 0.0);
+}
+
 static void
 add_backlog(struct metrics *m, long due, double oldest_due_age_s)
 {
@@ -131,6 +156,7 @@ report_sweep_metrics(struct metrics *m, const struct sweep_summary *sum, bool su
     }
     add_sweep(m, sum, success, now_s, success ? now_s : -1.0);
     add_backlog(m, due_after, oldest_due_age_s);
+    add_pace(m, sum);
     return metrics_text(m) != NULL;
 }
 
@@ -140,6 +166,8 @@ report_live_metrics(struct metrics *m, const struct report_live *l)
     if (l->last != NULL)
         add_sweep(m, l->last, l->last_success, l->last_ended_s, l->last_success_s);
     add_backlog(m, l->due, l->oldest_due_age_s);
+    if (l->last != NULL)
+        add_pace(m, l->last);
     metrics_add(m, &live_families[L_DATABASE_UP], NULL, 0, l->database_up ? 1.0 : 0.0);
     metrics_add(m, &live_families[L_START_TIME], NULL, 0, l->start_time_s);
     for (size_t i = 0; i < REPORT_UNSUB_COUNT; i++) {

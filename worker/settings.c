@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -159,6 +160,22 @@ static const struct config_key settings_table[] = {
      .min = 1,
      .max = 10000,
      .help = "messages sent over one connection before it is closed"},
+    {.path = "smtp.max_rate",
+     .type = CONFIG_STRING,
+     .offset = STR(smtp_max_rate_text),
+     .def = "0",
+     .env = "SMTP_MAX_RATE",
+     .help = "messages per second across all sessions (\"5\", \"0.5\", \"30/m\", \"1000/h\"); "
+             "0 = no limit of ours"},
+    {.path = "smtp.throttle_budget",
+     .type = CONFIG_DURATION,
+     .offset = DUR(smtp_throttle_budget_ms),
+     .def = "5m",
+     .min = 0,
+     .max = 1 * HOUR,
+     .env = "RW_SMTP_THROTTLE_BUDGET",
+     .help = "how long a sweep keeps retrying messages the relay throttled before it releases "
+             "them still due"},
 
     /* sweep */
     {.path = "sweep.batch_size",
@@ -583,9 +600,42 @@ check_zone(struct config *c, const char *key, const char *zone)
 }
 
 /* Values derived from others: the quiet hours as minutes of the day. */
+/* "5", "0.5", "5/s", "30/m", "1000/h": messages per second, 0..SMTP_MAX_RATE_MAX. */
+static bool
+parse_rate(const char *text, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || errno != 0 || !(v >= 0) || (text[0] < '0' || text[0] > '9'))
+        return false;
+    double per = 1;
+    if (strcmp(end, "/s") == 0)
+        per = 1;
+    else if (strcmp(end, "/m") == 0)
+        per = 60;
+    else if (strcmp(end, "/h") == 0)
+        per = 3600;
+    else if (*end != '\0')
+        return false;
+    v /= per;
+    if (v > SMTP_MAX_RATE_MAX || (v > 0 && v < 1.0 / 3600))
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Values derived from others: the quiet hours as minutes of the day, the send rate. */
 static void
 derive(struct config *c, struct settings *s)
 {
+    s->smtp_max_rate = 0;
+    if (is_set(s->smtp_max_rate_text) && !parse_rate(s->smtp_max_rate_text, &s->smtp_max_rate))
+        config_problem(c, "smtp.max_rate",
+                       "expected messages per second (5, 0.5) or per minute or hour (30/m, "
+                       "1000/h), at most %d per second and at least 1/h, or 0 for no limit; got "
+                       "\"%s\"",
+                       SMTP_MAX_RATE_MAX, s->smtp_max_rate_text);
     s->quiet_start_min = s->quiet_end_min = 0;
     if (is_set(s->quiet_hours) &&
         !parse_quiet_hours(s->quiet_hours, &s->quiet_start_min, &s->quiet_end_min))

@@ -52,6 +52,9 @@ struct settings {
     long long smtp_timeout_ms;
     long long smtp_connect_timeout_ms;
     int smtp_messages_per_session;
+    char *smtp_max_rate_text;          /* SMTP_MAX_RATE, as written */
+    double smtp_max_rate;              /* messages per second from it; 0 = no limit */
+    long long smtp_throttle_budget_ms; /* retrying throttled messages within a sweep */
 
     /* sweep */
     int batch_size;
@@ -110,6 +113,7 @@ struct settings {
 /* The prefix of the variable every non-secret key also answers to: RW_ + the key's path
  * upper-cased with '.' as '_' (RW_SWEEP_BATCH_SIZE). A key's own variable (SMTP_PORT) wins. */
 #define SETTINGS_ENV_PREFIX "RW_"
+#define SMTP_MAX_RATE_MAX 10000 /* smtp.max_rate, messages per second */
 
 /* Loads defaults, then the file, then the environment. path NULL means
  * $RECOVERY_WORKER_CONFIG (when set and not empty; then it is explicit) or ./worker.yaml,

@@ -57,6 +57,13 @@ struct sweep_summary {
 #undef SWEEP_FIELD
     long batches;
     long long duration_ms;
+    /* The relay's pace over the sweep (common/pace.h's pace_stats): throttling replies,
+     * sessions the relay refused, the send rate in force at the end (messages per second,
+     * 0: no limit), and whether the relay's daily quota ran out. */
+    long throttle_replies;
+    long refused_sessions;
+    double send_rate;
+    bool quota_exhausted;
 };
 
 /* Adds from's outcome counters to to's. */

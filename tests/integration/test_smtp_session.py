@@ -71,6 +71,10 @@ class ProbeRun:
     def error(self, session=1):
         return self.sessions[session]["result"]["error"]
 
+    def report(self, session=1):
+        """The session line: "hooks", "refused", "throttled", "quota", "report_code", ..."""
+        return self.sessions[session]["result"]
+
 
 @unittest.skipUnless(PROBE and os.access(PROBE, os.X_OK), "RW_SMTP_PROBE not set or not built")
 class SmtpCase(unittest.TestCase):
@@ -90,7 +94,8 @@ class SmtpCase(unittest.TestCase):
         return srv
 
     def probe(self, port, msgs, host="localhost", tls=None, ca_file=None, user=None,
-              password=None, timeout_ms=5000, connect_timeout_ms=2000, sessions=1, helo=None):
+              password=None, timeout_ms=5000, connect_timeout_ms=2000, sessions=1, helo=None,
+              hold_back=None, parallel=False):
         path = os.path.join(self.tmp, "batch-%d.jsonl" % time.monotonic_ns())
         with open(path, "w") as f:
             for m in msgs:
@@ -105,6 +110,10 @@ class SmtpCase(unittest.TestCase):
             cmd += ["--user", user]
         if helo:
             cmd += ["--helo", helo]
+        if hold_back is not None:
+            cmd += ["--hold-back", str(hold_back)]
+        if parallel:
+            cmd.append("--parallel")
         cmd.append(path)
         env = dict(os.environ)
         env.pop("RW_SMTP_PASSWORD", None)
@@ -213,14 +222,109 @@ class PlainSessionTest(SmtpCase):
         self.assertEqual(run.outcomes(), ["unknown", "not_attempted"])
         self.assertIn("end of data within 1500 ms", run.error())
 
-    def test_greeting_421_fails_the_session_and_attempts_nothing(self):
+    def test_greeting_421_is_a_refused_session_that_attempts_nothing(self):
+        # The relay answered: not "unavailable", but a session the caller should not repeat
+        # at the same concurrency.
         srv = self.server(mode="greet421")
         run = self.probe(srv.port, batch("a@localhost", "b@localhost"))
-        self.assertEqual(run.returncode, 69)
-        self.assertEqual(run.result(), "unavailable")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(run.result(), "ok")
         self.assertEqual(run.outcomes(), ["not_attempted"] * 2)
-        self.assertIn("refused the session: 421 4.3.2", run.error())
+        rep = run.report()
+        self.assertTrue(rep["refused"])
+        self.assertFalse(rep["throttled"])
+        self.assertEqual(rep["report_code"], 421)
+        self.assertIn("service not available", rep["report_text"])
+        self.assertEqual(rep["hooks"], [])
         self.assertEqual(srv.stats()["sessions"], 0)
+
+    def test_connection_cap_refusal_is_reported_as_refused(self):
+        srv = self.server(max_connections=0)
+        run = self.probe(srv.port, batch("a@localhost"))
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(run.outcomes(), ["not_attempted"])
+        self.assertTrue(run.report()["refused"])
+        self.assertIn("Too many connections", run.report()["report_text"])
+        self.assertEqual(srv.messages(), [])
+
+    def test_concurrent_sessions_share_one_probe_so_a_cap_of_two_fits_two_sessions(self):
+        # Each session used to open a bare probe connection before its real one: with a cap
+        # of two connections and two sessions, one of them was refused.
+        srv = self.server(max_connections=2, delay_ms=200)
+        run = self.probe(srv.port, batch("a@localhost", "b@localhost"), sessions=2,
+                         parallel=True)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        for k in (1, 2):
+            self.assertFalse(run.report(k)["refused"], run.report(k))
+            self.assertEqual(run.outcomes(k), ["sent", "sent"])
+        stats = srv.stats()
+        self.assertEqual(stats["refused_connections"], 0, stats)
+        self.assertEqual(stats["tcp_connections"], 3, stats)  # one probe, two sessions
+
+    def test_tempfail_to_mail_from_stops_the_session_instead_of_repeating_it(self):
+        srv = self.server(mail_tempfail_after=1)
+        rcpts = ["r%d@localhost" % i for i in range(5)]
+        run = self.probe(srv.port, batch(*rcpts))
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(run.outcomes(), ["sent", "deferred"] + ["not_attempted"] * 3)
+        self.assertEqual(run.messages()[1]["code"], 450)
+        self.assertEqual(run.messages()[1]["kind"], "throttle")
+        self.assertTrue(run.report()["throttled"])
+        self.assertEqual(run.report()["report_code"], 450)
+        # One refused MAIL FROM, then QUIT: nothing more into the relay's error limit.
+        mails = [line for line in srv.transcript() if " MAIL FROM:" in line]
+        self.assertEqual(len(mails), 2, srv.transcript())
+        self.assertEqual(srv.stats()["mail_refused"], 1)
+        self.assertIn("QUIT", srv.transcript()[-1])
+        self.assertEqual(run.report()["hooks"], ["before 0", "after 0", "after 1"])
+
+    def test_throttling_reply_after_data_ends_the_session_transactions(self):
+        srv = self.server(max_rate=2)
+        rcpts = ["r%d@localhost" % i for i in range(6)]
+        run = self.probe(srv.port, batch(*rcpts))
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(run.outcomes(), ["sent", "sent", "deferred"] + ["not_attempted"] * 3)
+        third = run.messages()[2]
+        self.assertEqual((third["code"], third["enhanced"], third["kind"]), (454, "4.7.0", "throttle"))
+        self.assertTrue(run.report()["throttled"])
+        self.assertIn("Maximum sending rate", run.report()["report_text"])
+        self.assertEqual(len(srv.messages()), 2)
+        self.assertEqual(srv.stats()["throttled"], 1)
+        mails = [line for line in srv.transcript() if " MAIL FROM:" in line]
+        self.assertEqual(len(mails), 3)
+
+    def test_daily_quota_reply_is_reported_and_defers_the_message(self):
+        srv = self.server(quota=1)
+        run = self.probe(srv.port, batch("a@localhost", "b@localhost", "c@localhost"))
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(run.outcomes(), ["sent", "deferred", "not_attempted"])
+        self.assertEqual(run.messages()[1]["kind"], "quota")
+        self.assertTrue(run.report()["quota"])
+        self.assertIn("Daily message quota", run.report()["report_text"])
+
+    def test_before_data_hook_holds_back_a_message_and_the_rest(self):
+        srv = self.server()
+        run = self.probe(srv.port, batch("a@localhost", "b@localhost", "c@localhost"),
+                         hold_back=1)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(run.result(), "ok")
+        self.assertEqual(run.outcomes(), ["sent", "not_attempted", "not_attempted"])
+        self.assertEqual(run.report()["hooks"], ["before 0", "after 0", "before 1", "after 1"])
+        # The relay never got the held-back message's data.
+        self.assertEqual([m.envelope["rcpt_tos"] for m in srv.messages()], [["a@localhost"]])
+
+    def test_hooks_see_every_message_once_in_order(self):
+        srv = self.server()
+        run = self.probe(srv.port, batch("a@localhost", "tempfail+b@localhost", "c@localhost",
+                                         "reject+d@localhost", "e@localhost"))
+        self.assertEqual(run.outcomes(), ["sent", "deferred", "sent", "failed", "sent"])
+        self.assertEqual(run.messages()[1]["kind"], "none")
+        hooks = run.report()["hooks"]
+        for i in range(5):
+            self.assertEqual(hooks.count("after %d" % i), 1, hooks)
+        self.assertEqual([h for h in hooks if h.startswith("after")],
+                         ["after %d" % i for i in range(5)])
+        self.assertLess(hooks.index("before 0"), hooks.index("after 0"))
 
     def test_relay_not_listening_fails_fast(self):
         run = self.probe(free_port(), batch("a@localhost"), host="127.0.0.1")
@@ -376,6 +480,22 @@ class StartTlsTest(SmtpCase):
         stats = srv.stats()
         self.assertEqual(stats["sessions"], 5)
         self.assertEqual(stats["sni"], ["localhost"] * 5)
+
+    def test_starttls_to_a_tls13_only_relay_sends_without_stalling(self):
+        # A TLS 1.3 server sends session tickets after the handshake; libESMTP 1.1.0 used to
+        # wait for the EHLO reply with the EHLO still in its buffer until the timeout.
+        srv = self.tls_server(tls_min="1.3")
+        run = self.probe(srv.port, batch("a@localhost", "b@localhost"), tls="starttls",
+                         ca_file=self.pki["ca.pem"], sessions=3, timeout_ms=5000)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        for k in range(1, 4):
+            self.assertEqual(run.result(k), "ok", run.error(k))
+            self.assertEqual(run.outcomes(k), ["sent", "sent"])
+            # a reply timeout is 5 s: a stall would show here
+            self.assertLess(run.report(k)["elapsed_ms"], 2000)
+        stored = srv.messages()
+        self.assertEqual(len(stored), 6)
+        self.assertTrue(all(s.envelope["tls"] for s in stored))
 
     def test_starttls_with_an_untrusted_ca_fails(self):
         srv = self.tls_server()

@@ -3,15 +3,20 @@
  *
  *   smtp-probe --host H --port N [--tls none|starttls|implicit] [--ca-file F]
  *              [--user U] [--helo NAME] [--timeout-ms N] [--connect-timeout-ms N]
- *              [--sessions N] [--verbose] MESSAGES.jsonl
+ *              [--sessions N [--parallel]] [--hold-back I] [--verbose] MESSAGES.jsonl
  *
  * The password comes from the environment (RW_SMTP_PASSWORD), never from argv. Each input
  * line is {"sender": S, "recipient": R, "data_file": F} or {..., "data": "inline"}; the data
- * is sent as is. --sessions N runs the same batch N times in one process (N sessions). Output,
+ * is sent as is. --sessions N runs the same batch N times in one process (N sessions), one after
+ * the other, or all at once on N threads with --parallel. Output,
  * per session: one line per message {"session", "index", "outcome", "code", "enhanced",
- * "text"}, then {"session", "result", "error", "elapsed_ms"}. Exit status: 0 when every
+ * "text", "kind"}, then {"session", "result", "error", "elapsed_ms", "hooks", "refused",
+ * "throttled", "quota", "report_code", "report_text"}; "hooks" lists the smtp_hooks calls in
+ * order ("before 0", "after 0", ...). --hold-back I makes before_data refuse message I.
+ * Exit status: 0 when every
  * session returned ERR_OK, else the sysexits status of the first error, 64 for bad usage. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +39,9 @@ usage(void)
 {
     fprintf(stderr, "usage: smtp-probe --host H --port N [--tls none|starttls|implicit] "
                     "[--ca-file F] [--user U] [--helo NAME] [--timeout-ms N] "
-                    "[--connect-timeout-ms N] [--sessions N] [--verbose] MESSAGES.jsonl\n"
+                    "[--connect-timeout-ms N] [--sessions N [--parallel]] [--hold-back I] "
+                    "[--verbose] "
+                    "MESSAGES.jsonl\n"
                     "password: RW_SMTP_PASSWORD\n");
 }
 
@@ -200,6 +207,54 @@ now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+struct hook_log {
+    json_t *calls;
+    int hold_back; /* index before_data refuses; -1: none */
+};
+
+static bool
+hook_before(void *arg, size_t i)
+{
+    struct hook_log *h = arg;
+    char buf[32];
+    snprintf(buf, sizeof buf, "before %zu", i);
+    json_array_append_new(h->calls, json_string(buf));
+    return h->hold_back < 0 || (size_t)h->hold_back != i;
+}
+
+static void
+hook_after(void *arg, size_t i)
+{
+    struct hook_log *h = arg;
+    char buf[32];
+    snprintf(buf, sizeof buf, "after %zu", i);
+    json_array_append_new(h->calls, json_string(buf));
+}
+
+/* One session of the run; with --parallel they all run at once, each on its own thread. */
+struct run {
+    const struct smtp_config *cfg;
+    struct smtp_message *msgs; /* a copy of the batch: outcomes are written into it */
+    size_t n;
+    struct hook_log log;
+    struct smtp_session_report report;
+    struct err e;
+    int rc;
+    long long elapsed;
+    bool started;
+};
+
+static void *
+run_session(void *arg)
+{
+    struct run *r = arg;
+    struct smtp_hooks hooks = {hook_before, hook_after, &r->log};
+    long long t0 = now_ms();
+    r->rc = smtp_send_batch(r->cfg, r->msgs, r->n, &hooks, &r->report, &r->e);
+    r->elapsed = now_ms() - t0;
+    return NULL;
+}
+
 static bool
 parse_int(const char *s, int *out)
 {
@@ -218,6 +273,8 @@ main(int argc, char **argv)
     struct smtp_config cfg = {.port = 0, .tls = SMTP_TLS_NONE};
     const char *input_path = NULL;
     int sessions = 1;
+    int hold_back = -1;
+    bool parallel = false;
     cfg.password = getenv("RW_SMTP_PASSWORD");
 
     for (int i = 1; i < argc; i++) {
@@ -226,6 +283,10 @@ main(int argc, char **argv)
         bool ok = true;
         if (strcmp(a, "--verbose") == 0) {
             log_set_level(LOG_DEBUG);
+            continue;
+        }
+        if (strcmp(a, "--parallel") == 0) {
+            parallel = true;
             continue;
         }
         if (a[0] != '-') {
@@ -262,6 +323,8 @@ main(int argc, char **argv)
             ok = parse_int(v, &cfg.connect_timeout_ms);
         else if (strcmp(a, "--sessions") == 0)
             ok = parse_int(v, &sessions) && sessions > 0;
+        else if (strcmp(a, "--hold-back") == 0)
+            ok = parse_int(v, &hold_back) && hold_back >= 0;
         else
             ok = false;
         if (!ok) {
@@ -289,23 +352,59 @@ main(int argc, char **argv)
         status = err_exit_status(e.code);
         goto out;
     }
-    for (int k = 1; k <= sessions; k++) {
-        err_clear(&e);
-        long long t0 = now_ms();
-        int rc = smtp_send_batch(&cfg, in.msgs, in.n, NULL, NULL, &e);
-        long long elapsed = now_ms() - t0;
-        for (size_t i = 0; i < in.n; i++) {
-            const struct smtp_message *m = &in.msgs[i];
-            print_json(json_pack("{s:i, s:I, s:s, s:i, s:s, s:s}", "session", k, "index",
-                                 (json_int_t)i, "outcome", smtp_outcome_name(m->outcome), "code",
-                                 m->code, "enhanced", m->enhanced, "text", m->text));
-        }
-        print_json(json_pack("{s:i, s:s, s:s, s:I}", "session", k, "result",
-                             err_str((enum err_code)rc), "error", rc == ERR_OK ? "" : e.msg,
-                             "elapsed_ms", (json_int_t)elapsed));
-        if (rc != ERR_OK && status == 0)
-            status = err_exit_status((enum err_code)rc);
+    struct run *runs = calloc((size_t)sessions, sizeof *runs);
+    pthread_t *threads = calloc((size_t)sessions, sizeof *threads);
+    if (runs == NULL || threads == NULL) {
+        free(runs);
+        free(threads);
+        status = 71;
+        goto out;
     }
+    for (int k = 0; k < sessions; k++) {
+        struct run *r = &runs[k];
+        r->cfg = &cfg;
+        r->n = in.n;
+        r->msgs = calloc(in.n > 0 ? in.n : 1, sizeof *r->msgs);
+        if (r->msgs != NULL && in.n > 0)
+            memcpy(r->msgs, in.msgs, in.n * sizeof *r->msgs); /* the outcomes are per session */
+        r->log.calls = json_array();
+        r->log.hold_back = hold_back;
+        err_clear(&r->e);
+        if (r->msgs == NULL) {
+            r->started = false;
+            continue;
+        }
+        r->started = !parallel || pthread_create(&threads[k], NULL, run_session, r) == 0;
+        if (!parallel)
+            run_session(r);
+    }
+    for (int k = 0; k < sessions; k++) {
+        struct run *r = &runs[k];
+        if (parallel && r->started)
+            pthread_join(threads[k], NULL);
+        if (!r->started) {
+            r->rc = ERR_INTERNAL;
+            snprintf(r->e.msg, sizeof r->e.msg, "could not start the session");
+        }
+        for (size_t i = 0; i < r->n && r->msgs != NULL; i++) {
+            const struct smtp_message *m = &r->msgs[i];
+            print_json(json_pack("{s:i, s:I, s:s, s:i, s:s, s:s, s:s}", "session", k + 1, "index",
+                                 (json_int_t)i, "outcome", smtp_outcome_name(m->outcome), "code",
+                                 m->code, "enhanced", m->enhanced, "text", m->text, "kind",
+                                 smtp_reply_kind_name(m->kind)));
+        }
+        print_json(json_pack("{s:i, s:s, s:s, s:I, s:o, s:b, s:b, s:b, s:i, s:s}", "session", k + 1,
+                             "result", err_str((enum err_code)r->rc), "error",
+                             r->rc == ERR_OK ? "" : r->e.msg, "elapsed_ms", (json_int_t)r->elapsed,
+                             "hooks", r->log.calls, "refused", r->report.refused, "throttled",
+                             r->report.throttled, "quota", r->report.quota, "report_code",
+                             r->report.code, "report_text", r->report.text));
+        if (r->rc != ERR_OK && status == 0)
+            status = err_exit_status((enum err_code)r->rc);
+        free(r->msgs);
+    }
+    free(runs);
+    free(threads);
 out:
     smtp_global_cleanup();
     free_input(&in);

@@ -47,7 +47,9 @@ def smtpd_python():
 
 class SmtpServer:
     def __init__(self, mode="normal", maildir=None, user=None, password=None, cert=None,
-                 key=None, delay_ms=0, stall_s=None, plain_ehlo=False, startup_timeout=15.0):
+                 key=None, delay_ms=0, stall_s=None, plain_ehlo=False, startup_timeout=15.0,
+                 max_rate=None, max_connections=None, mail_tempfail_after=None, quota=None,
+                 tls_min=None, implicit_tls=False):
         self.mode = mode
         self.workdir = tempfile.mkdtemp(prefix="rw-smtpd-")
         self.maildir = maildir or os.path.join(self.workdir, "maildir")
@@ -57,6 +59,10 @@ class SmtpServer:
         self.stall_s = stall_s
         self.plain_ehlo = plain_ehlo
         self.startup_timeout = startup_timeout
+        self.limits = {"--max-rate": max_rate, "--max-connections": max_connections,
+                       "--mail-tempfail-after": mail_tempfail_after, "--quota": quota,
+                       "--tls-min": tls_min}
+        self.implicit_tls = implicit_tls
         self.host = "127.0.0.1"
         self.port = None
         self.pid = None
@@ -86,6 +92,11 @@ class SmtpServer:
             cmd += ["--stall-s", str(self.stall_s)]
         if self.plain_ehlo:
             cmd.append("--plain-ehlo")
+        for flag, value in self.limits.items():
+            if value is not None:
+                cmd += [flag, str(value)]
+        if self.implicit_tls:
+            cmd.append("--implicit-tls")
         return cmd
 
     def _launch(self):

@@ -4,6 +4,8 @@
     smtpd.py --maildir DIR [--port N] [--port-file F] [--pid-file F] [--stats-file F]
              [--transcript F] [--mode normal|greet421|auth|starttls] [--user U --password P]
              [--cert F --key F] [--delay-ms N] [--stall-s N] [--plain-ehlo]
+             [--max-rate N] [--max-connections N] [--mail-tempfail-after N] [--quota N]
+             [--tls-min 1.2|1.3] [--implicit-tls]
 
 Listens on 127.0.0.1. --port 0 (the default) picks a free port; the port is printed on
 stdout and written to --port-file. The PID goes to --pid-file. SIGTERM or SIGINT stops it.
@@ -27,12 +29,26 @@ Modes:
     starttls  STARTTLS (--cert/--key) required before MAIL; with --user, AUTH too
 EHLO announces PIPELINING and ENHANCEDSTATUSCODES, as Postfix does, unless --plain-ehlo.
 --delay-ms delays the reply to each message's end of data (a slow relay).
+Relay limits, as real relays answer them:
+    --max-rate N             beyond N messages accepted in the last second, the end of data
+                             gets "454 4.7.0 Throttling failure: Maximum sending rate
+                             exceeded." (Amazon SES)
+    --max-connections N      beyond N connections open at once, the greeting is "421 4.7.0
+                             Too many connections" and the connection closes
+    --mail-tempfail-after N  once N messages were accepted, every MAIL FROM gets "450 4.7.1
+                             Error: too much mail from 127.0.0.1" (Postfix's anvil)
+    --quota N                once N messages were accepted, the end of data gets "454
+                             Throttling failure: Daily message quota exceeded." (Amazon SES)
+TLS: --tls-min 1.3 makes STARTTLS accept TLS 1.3 only; --implicit-tls speaks TLS from the
+first byte (port 465 style, --cert/--key) instead of STARTTLS.
 
 Stats (--stats-file) is JSON rewritten atomically after every change: "connections" (TCP
 connections on which the client sent something), "tcp_connections" (every connection
 accepted, including reachability checks that close without a word), "sessions" (connections
 that sent EHLO or HELO), "messages", "dropped", "auth_failures", "sni" (server names clients
-sent in TLS). The transcript
+sent in TLS), "throttled" (454 rate replies), "refused_connections" (421 greetings for
+the connection cap), "mail_refused" (450 replies to MAIL FROM), "max_open" (the most
+connections open at once). The transcript
 (--transcript) has one line per client line, "cN <line>", with AUTH arguments and SASL
 responses replaced by "[redacted]".
 """
@@ -53,6 +69,10 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 FAULT_TEMPFAIL = "451 4.3.0 try later"
 FAULT_REJECT = "550 5.1.1 no such user"
 GREETING_421 = "421 4.3.2 service not available, closing channel"
+THROTTLE_RATE = "454 4.7.0 Throttling failure: Maximum sending rate exceeded."
+THROTTLE_QUOTA = "454 Throttling failure: Daily message quota exceeded."
+TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections"
+TOO_MUCH_MAIL = "450 4.7.1 Error: too much mail from 127.0.0.1"
 
 
 class State:
@@ -68,6 +88,12 @@ class State:
         self.auth_failures = 0
         self.sni = []
         self.seq = 0
+        self.throttled = 0
+        self.refused_connections = 0
+        self.mail_refused = 0
+        self.open = 0
+        self.max_open = 0
+        self.accepted_times = []  # monotonic times of accepted messages, for --max-rate
         self.transcript = open(args.transcript, "a", encoding="utf-8") if args.transcript else None
 
     def write_stats(self):
@@ -81,6 +107,10 @@ class State:
             "dropped": self.dropped,
             "auth_failures": self.auth_failures,
             "sni": self.sni,
+            "throttled": self.throttled,
+            "refused_connections": self.refused_connections,
+            "mail_refused": self.mail_refused,
+            "max_open": self.max_open,
         }
         write_atomic(self.args.stats_file, json.dumps(stats).encode())
 
@@ -156,6 +186,11 @@ class Handler:
         return "250 %s" % server.hostname
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        after = self.state.args.mail_tempfail_after
+        if after is not None and self.state.messages >= after:
+            self.state.mail_refused += 1
+            self.state.write_stats()
+            return TOO_MUCH_MAIL
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
@@ -182,6 +217,20 @@ class Handler:
             await asyncio.sleep(3600)
         if self.state.args.delay_ms > 0:
             await asyncio.sleep(self.state.args.delay_ms / 1000.0)
+        args = self.state.args
+        if args.quota is not None and self.state.messages >= args.quota:
+            self.state.throttled += 1
+            self.state.write_stats()
+            return THROTTLE_QUOTA
+        if args.max_rate is not None:
+            now = time.monotonic()
+            recent = [t for t in self.state.accepted_times if now - t < 1.0]
+            self.state.accepted_times = recent
+            if len(recent) >= args.max_rate:
+                self.state.throttled += 1
+                self.state.write_stats()
+                return THROTTLE_RATE
+            recent.append(now)
         name = self.state.store(session, envelope)
         return "250 2.0.0 OK queued as %s" % name
 
@@ -199,10 +248,30 @@ class TestSMTP(SMTP):
 
     def connection_made(self, transport):
         if self._original_transport is None:  # not the TLS layer of a STARTTLS
-            self.rw_state.tcp_connections += 1
-            self.rw_id = self.rw_state.tcp_connections
-            self.rw_state.write_stats()
+            st = self.rw_state
+            st.tcp_connections += 1
+            self.rw_id = st.tcp_connections
+            st.open += 1
+            st.max_open = max(st.max_open, st.open)
+            self.rw_counted_open = True
+            st.write_stats()
         super().connection_made(transport)
+
+    def connection_lost(self, exc):
+        if getattr(self, "rw_counted_open", False):
+            self.rw_counted_open = False
+            self.rw_state.open -= 1
+        super().connection_lost(exc)
+
+    async def _handle_client(self):
+        cap = self.rw_state.args.max_connections
+        if cap is not None and self.rw_state.open > cap:
+            self.rw_state.refused_connections += 1
+            self.rw_state.write_stats()
+            await self.push(TOO_MANY_CONNECTIONS)
+            self.transport.close()
+            return
+        await super()._handle_client()
 
     def data_received(self, data):
         if not self.rw_spoke:
@@ -241,6 +310,8 @@ class Greet421SMTP(TestSMTP):
 def tls_context(args, state):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.cert, args.key)
+    if args.tls_min == "1.3":
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
 
     def sni_callback(sslobj, server_name, context):
         state.sni.append(server_name)
@@ -266,7 +337,15 @@ def parse_args(argv):
     p.add_argument("--delay-ms", type=int, default=0)
     p.add_argument("--stall-s", type=float, default=60.0)
     p.add_argument("--plain-ehlo", action="store_true")
+    p.add_argument("--max-rate", type=int)
+    p.add_argument("--max-connections", type=int)
+    p.add_argument("--mail-tempfail-after", type=int)
+    p.add_argument("--quota", type=int)
+    p.add_argument("--tls-min", choices=["1.2", "1.3"], default="1.2")
+    p.add_argument("--implicit-tls", action="store_true")
     args = p.parse_args(argv)
+    if args.implicit_tls and (args.cert is None or args.key is None):
+        p.error("--implicit-tls needs --cert and --key")
     if args.mode == "auth" and (args.user is None or args.password is None):
         p.error("--mode auth needs --user and --password")
     if args.mode == "starttls" and (args.cert is None or args.key is None):
@@ -300,7 +379,8 @@ async def serve(args):
     cls = Greet421SMTP if args.mode == "greet421" else TestSMTP
 
     server = await loop.create_server(lambda: cls(handler, state, **kwargs),
-                                      host="127.0.0.1", port=args.port)
+                                      host="127.0.0.1", port=args.port,
+                                      ssl=tls_context(args, state) if args.implicit_tls else None)
     port = server.sockets[0].getsockname()[1]
     state.write_stats()
     if args.pid_file:

@@ -362,6 +362,10 @@ fixed_summary(void)
     s.resent_in_doubt = 17;
     s.batches = 2;
     s.duration_ms = 1534;
+    s.throttle_replies = 16;
+    s.refused_sessions = 17;
+    s.send_rate = 7.5;
+    s.quota_exhausted = true;
     return s;
 }
 
@@ -394,6 +398,24 @@ static const char report_head[] =
     "# TYPE recovery_worker_last_sweep_duration_seconds gauge\n"
     "recovery_worker_last_sweep_duration_seconds 1.534\n";
 
+static const char report_pace[] =
+    "# HELP recovery_worker_last_sweep_throttle_replies Throttling replies (421, 454, 4.7.x "
+    "rate) the relay sent during the last sweep.\n"
+    "# TYPE recovery_worker_last_sweep_throttle_replies gauge\n"
+    "recovery_worker_last_sweep_throttle_replies 16\n"
+    "# HELP recovery_worker_last_sweep_refused_sessions SMTP sessions the relay refused "
+    "(connection cap, 4xx greeting) during the last sweep.\n"
+    "# TYPE recovery_worker_last_sweep_refused_sessions gauge\n"
+    "recovery_worker_last_sweep_refused_sessions 17\n"
+    "# HELP recovery_worker_last_sweep_send_rate Messages per second the last sweep was allowed "
+    "to send at its end (smtp.max_rate, or less after throttling); 0 when unlimited.\n"
+    "# TYPE recovery_worker_last_sweep_send_rate gauge\n"
+    "recovery_worker_last_sweep_send_rate 7.5\n"
+    "# HELP recovery_worker_last_sweep_quota_exhausted 1 if the relay's daily quota ran out "
+    "during the last sweep.\n"
+    "# TYPE recovery_worker_last_sweep_quota_exhausted gauge\n"
+    "recovery_worker_last_sweep_quota_exhausted 1\n";
+
 static void
 test_report_sweep_metrics_text_is_exact_after_a_completed_sweep(void **state)
 {
@@ -403,7 +425,7 @@ test_report_sweep_metrics_text_is_exact_after_a_completed_sweep(void **state)
     metrics_init(&m);
     assert_true(report_sweep_metrics(&m, &sum, true, 1763884800.5, 42, 3600.25));
     char expected[8192];
-    snprintf(expected, sizeof expected, "%s%s", report_head,
+    snprintf(expected, sizeof expected, "%s%s%s", report_head,
              "# HELP recovery_worker_last_sweep_success 1 if the last sweep completed, 0 if it "
              "was cut short.\n"
              "# TYPE recovery_worker_last_sweep_success gauge\n"
@@ -423,7 +445,8 @@ test_report_sweep_metrics_text_is_exact_after_a_completed_sweep(void **state)
              "# HELP recovery_worker_oldest_due_age_seconds How long the oldest due "
              "orchestration has been due, after the last sweep.\n"
              "# TYPE recovery_worker_oldest_due_age_seconds gauge\n"
-             "recovery_worker_oldest_due_age_seconds 3600.25\n");
+             "recovery_worker_oldest_due_age_seconds 3600.25\n",
+             report_pace);
     assert_string_equal(metrics_text(&m), expected);
     metrics_free(&m);
 }
@@ -438,7 +461,7 @@ test_report_sweep_metrics_after_a_failed_sweep_leaves_out_last_success_and_unkno
     metrics_init(&m);
     assert_true(report_sweep_metrics(&m, &sum, false, 1763884800, -1, -1));
     char expected[8192];
-    snprintf(expected, sizeof expected, "%s%s", report_head,
+    snprintf(expected, sizeof expected, "%s%s%s", report_head,
              "# HELP recovery_worker_last_sweep_success 1 if the last sweep completed, 0 if it "
              "was cut short.\n"
              "# TYPE recovery_worker_last_sweep_success gauge\n"
@@ -446,7 +469,8 @@ test_report_sweep_metrics_after_a_failed_sweep_leaves_out_last_success_and_unkno
              "# HELP recovery_worker_last_sweep_timestamp_seconds When the last sweep ended, in "
              "seconds since the epoch.\n"
              "# TYPE recovery_worker_last_sweep_timestamp_seconds gauge\n"
-             "recovery_worker_last_sweep_timestamp_seconds 1763884800\n");
+             "recovery_worker_last_sweep_timestamp_seconds 1763884800\n",
+             report_pace);
     assert_string_equal(metrics_text(&m), expected);
     metrics_free(&m);
 }
@@ -464,6 +488,10 @@ test_report_tables_name_every_family_and_outcome_once(void **state)
         "recovery_worker_last_success_timestamp_seconds",
         "recovery_worker_due_orchestrations",
         "recovery_worker_oldest_due_age_seconds",
+        "recovery_worker_last_sweep_throttle_replies",
+        "recovery_worker_last_sweep_refused_sessions",
+        "recovery_worker_last_sweep_send_rate",
+        "recovery_worker_last_sweep_quota_exhausted",
     };
     size_t n = 0;
     const struct metrics_family *f = report_families(&n);

@@ -364,6 +364,50 @@ test_settings_username_and_password_go_together(void **state)
 }
 
 static void
+test_settings_max_rate_takes_per_second_minute_or_hour(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(load(f, NULL), ERR_OK);
+    assert_true(f->s.smtp_max_rate == 0);
+    assert_int_equal(f->s.smtp_throttle_budget_ms, 5 * 60 * 1000);
+    setenv("SMTP_MAX_RATE", "14", 1);
+    assert_int_equal(load(f, NULL), ERR_OK);
+    assert_true(f->s.smtp_max_rate == 14);
+    setenv("SMTP_MAX_RATE", "0.5", 1);
+    assert_int_equal(load(f, NULL), ERR_OK);
+    assert_true(f->s.smtp_max_rate == 0.5);
+    setenv("SMTP_MAX_RATE", "30/m", 1);
+    assert_int_equal(load(f, NULL), ERR_OK);
+    assert_true(f->s.smtp_max_rate == 0.5);
+    setenv("SMTP_MAX_RATE", "3600/h", 1);
+    assert_int_equal(load(f, NULL), ERR_OK);
+    assert_true(f->s.smtp_max_rate == 1);
+    unsetenv("SMTP_MAX_RATE");
+    write_file("worker.yaml", "smtp:\n  max_rate: 5/s\n  throttle_budget: 90s\n");
+    assert_int_equal(load(f, NULL), ERR_OK);
+    assert_true(f->s.smtp_max_rate == 5);
+    assert_int_equal(f->s.smtp_throttle_budget_ms, 90 * 1000);
+}
+
+static void
+test_settings_bad_max_rate_names_the_key_and_value(void **state)
+{
+    struct fixture *f = *state;
+    write_file("worker.yaml", "smtp:\n  max_rate: fast\n");
+    assert_int_equal(load(f, NULL), ERR_CONFIG);
+    assert_true(strncmp(f->problems, "worker.yaml:2:", 14) == 0);
+    assert_non_null(strstr(f->problems, ": smtp.max_rate: expected messages per second"));
+    assert_non_null(strstr(f->problems, "got \"fast\""));
+    unlink("worker.yaml");
+    const char *bad[] = {"-1", "5/d", "20000", "1e9", "nan", " 5", "5 /s", "0.0001"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("SMTP_MAX_RATE", bad[i], 1);
+        assert_int_equal(load(f, NULL), ERR_CONFIG);
+        assert_non_null(strstr(f->problems, "SMTP_MAX_RATE: expected messages per second"));
+    }
+}
+
+static void
 test_settings_backoff_base_beyond_max_points_at_the_file(void **state)
 {
     struct fixture *f = *state;
@@ -653,6 +697,8 @@ main(void)
         T(test_settings_implicit_tls_is_refused),
         T(test_settings_password_file_supplies_the_password),
         T(test_settings_username_and_password_go_together),
+        T(test_settings_max_rate_takes_per_second_minute_or_hour),
+        T(test_settings_bad_max_rate_names_the_key_and_value),
         T(test_settings_backoff_base_beyond_max_points_at_the_file),
         T(test_settings_reply_timeout_must_exceed_statement_timeout),
         T(test_settings_resume_url_needs_http),

@@ -351,6 +351,123 @@ test_smtp_send_batch_unreachable_relay_is_unavailable(void **state)
     assert_int_equal(m.outcome, SMTP_NOT_ATTEMPTED);
 }
 
+/* Replies as the relays send them (research/relays-and-poolers.md and the providers' docs). */
+static void
+test_smtp_reply_kind_throttling_replies_of_real_relays(void **state)
+{
+    (void)state;
+    /* Amazon SES, maximum sending rate */
+    assert_int_equal(
+        smtp_reply_kind(454, NULL, "Throttling failure: Maximum sending rate exceeded."),
+        SMTP_KIND_THROTTLE);
+    assert_int_equal(
+        smtp_reply_kind(454, NULL, "4.7.0 Throttling failure: Maximum sending rate exceeded."),
+        SMTP_KIND_THROTTLE);
+    /* Gmail inbound */
+    assert_int_equal(
+        smtp_reply_kind(421, NULL,
+                        "4.7.28 Our system has detected an unusual rate of unsolicited mail "
+                        "originating from your IP address. To protect our users from spam, mail "
+                        "sent from your IP address has been temporarily rate limited."),
+        SMTP_KIND_THROTTLE);
+    /* Google Workspace SMTP relay */
+    assert_int_equal(smtp_reply_kind(450, NULL,
+                                     "4.2.1 The user you are trying to contact is receiving mail "
+                                     "at a rate that prevents additional messages from being "
+                                     "delivered. Please resend your message at a later time."),
+                     SMTP_KIND_THROTTLE);
+    assert_int_equal(
+        smtp_reply_kind(450, NULL, "4.2.1 Peak SMTP relay limit exceeded for this customer."),
+        SMTP_KIND_THROTTLE);
+    /* Microsoft 365 / Exchange Online */
+    assert_int_equal(smtp_reply_kind(451, NULL, "4.7.500 Server busy. Please try again later"),
+                     SMTP_KIND_THROTTLE);
+    assert_int_equal(smtp_reply_kind(451, "4.7.650",
+                                     "The mail server [192.0.2.1] has been "
+                                     "temporarily rate limited due to IP "
+                                     "reputation."),
+                     SMTP_KIND_THROTTLE);
+    /* Postfix anvil */
+    assert_int_equal(smtp_reply_kind(450, NULL, "4.7.1 Error: too much mail from 127.0.0.1"),
+                     SMTP_KIND_THROTTLE);
+    assert_int_equal(smtp_reply_kind(421, NULL, "4.7.0 Error: too many connections from 127.0.0.1"),
+                     SMTP_KIND_THROTTLE);
+    assert_int_equal(smtp_reply_kind(421, NULL, "4.7.0 Error: too many errors"),
+                     SMTP_KIND_THROTTLE);
+    assert_int_equal(smtp_reply_kind(421, NULL, "4.7.0 Too many connections"), SMTP_KIND_THROTTLE);
+    /* 421 at any stage, whatever it says */
+    assert_int_equal(smtp_reply_kind(421, NULL, "4.3.2 service not available, closing channel"),
+                     SMTP_KIND_THROTTLE);
+    assert_int_equal(smtp_reply_kind(451, "4.7.1", "Please slow down, rate limit exceeded"),
+                     SMTP_KIND_THROTTLE);
+}
+
+static void
+test_smtp_reply_kind_daily_quota_is_not_throttling(void **state)
+{
+    (void)state;
+    assert_int_equal(
+        smtp_reply_kind(454, NULL, "Throttling failure: Daily message quota exceeded."),
+        SMTP_KIND_QUOTA);
+    assert_int_equal(smtp_reply_kind(550, NULL, "5.4.5 Daily user sending limit exceeded."),
+                     SMTP_KIND_QUOTA);
+    assert_int_equal(smtp_reply_kind(550, "5.4.5", "Daily sending quota exceeded."),
+                     SMTP_KIND_QUOTA);
+}
+
+static void
+test_smtp_reply_kind_recipient_4xx_keeps_the_row_backoff(void **state)
+{
+    (void)state;
+    assert_int_equal(smtp_reply_kind(450, NULL, "4.2.0 Mailbox busy, try again later"),
+                     SMTP_KIND_RECIPIENT);
+    assert_int_equal(smtp_reply_kind(450, NULL,
+                                     "4.2.2 The email account that you tried to "
+                                     "reach is over quota."),
+                     SMTP_KIND_RECIPIENT);
+    assert_int_equal(smtp_reply_kind(452, NULL,
+                                     "4.2.2 The email account that you tried to "
+                                     "reach is over quota."),
+                     SMTP_KIND_RECIPIENT);
+    assert_int_equal(smtp_reply_kind(452, NULL, "Mailbox full"), SMTP_KIND_RECIPIENT);
+    assert_int_equal(smtp_reply_kind(450, NULL, "mailbox busy"), SMTP_KIND_RECIPIENT);
+    assert_int_equal(smtp_reply_kind(450, NULL,
+                                     "4.1.1 <a@b.co>: Recipient address rejected: "
+                                     "unverified address"),
+                     SMTP_KIND_RECIPIENT);
+}
+
+static void
+test_smtp_reply_kind_other_replies_mean_nothing_more(void **state)
+{
+    (void)state;
+    assert_int_equal(smtp_reply_kind(250, NULL, "2.0.0 OK queued as 1234"), SMTP_KIND_NONE);
+    assert_int_equal(smtp_reply_kind(354, NULL, "End data with <CR><LF>.<CR><LF>"), SMTP_KIND_NONE);
+    assert_int_equal(smtp_reply_kind(0, NULL, NULL), SMTP_KIND_NONE);
+    assert_int_equal(smtp_reply_kind(451, NULL, "4.3.0 try later"), SMTP_KIND_NONE);
+    assert_int_equal(smtp_reply_kind(451, NULL, "4.3.0 Error: queue file write error"),
+                     SMTP_KIND_NONE);
+    assert_int_equal(smtp_reply_kind(452, NULL, "4.5.3 Error: too many recipients"),
+                     SMTP_KIND_NONE);
+    assert_int_equal(smtp_reply_kind(550, NULL, "5.1.1 no such user"), SMTP_KIND_NONE);
+    /* "rate" inside another word is not about the pace */
+    assert_int_equal(smtp_reply_kind(451, NULL, "4.3.0 cannot generate a queue id"),
+                     SMTP_KIND_NONE);
+    /* a 5xx is permanent even when it speaks of rates */
+    assert_int_equal(smtp_reply_kind(550, NULL, "5.7.1 rate of spam too high, rejected"),
+                     SMTP_KIND_NONE);
+}
+
+static void
+test_smtp_reply_kind_name_is_stable(void **state)
+{
+    (void)state;
+    assert_string_equal(smtp_reply_kind_name(SMTP_KIND_NONE), "none");
+    assert_string_equal(smtp_reply_kind_name(SMTP_KIND_THROTTLE), "throttle");
+    assert_string_equal(smtp_reply_kind_name(SMTP_KIND_QUOTA), "quota");
+    assert_string_equal(smtp_reply_kind_name(SMTP_KIND_RECIPIENT), "recipient");
+}
+
 static int
 setup(void **state)
 {
@@ -387,6 +504,11 @@ main(void)
         cmocka_unit_test(test_smtp_send_batch_fails_invalid_messages_without_connecting),
         cmocka_unit_test(test_smtp_send_batch_with_no_messages_is_ok),
         cmocka_unit_test(test_smtp_send_batch_unreachable_relay_is_unavailable),
+        cmocka_unit_test(test_smtp_reply_kind_throttling_replies_of_real_relays),
+        cmocka_unit_test(test_smtp_reply_kind_daily_quota_is_not_throttling),
+        cmocka_unit_test(test_smtp_reply_kind_recipient_4xx_keeps_the_row_backoff),
+        cmocka_unit_test(test_smtp_reply_kind_other_replies_mean_nothing_more),
+        cmocka_unit_test(test_smtp_reply_kind_name_is_stable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
