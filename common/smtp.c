@@ -1164,6 +1164,12 @@ offer_next(struct session *s)
         struct message_state *ms = &s->st[j];
         if (ms->handle == NULL)
             continue;
+        if (s->hooks != NULL && s->hooks->before_mail != NULL &&
+            !s->hooks->before_mail(s->hooks->arg, ms->index)) {
+            s->stopping = true; /* the caller holds it back: it and the rest stay unoffered */
+            s->held_back_any = true;
+            return;
+        }
         if (smtp_add_recipient(ms->handle, ms->msg->recipient) == NULL) {
             s->stopping = true; /* out of memory: the rest stay unattempted */
             return;
@@ -1582,7 +1588,7 @@ build_session(struct session *s, const char *helo, struct message_state *st, siz
     }
     if (ok) {
         offer_next(s); /* the first message; the others one by one (see offer_next) */
-        ok = !s->stopping;
+        ok = !s->stopping || s->held_back_any;
     }
     if (!ok)
         return err_set(e, ERR_INTERNAL, "cannot set up SMTP session: %s",
@@ -1784,7 +1790,8 @@ smtp_send_batch(const struct smtp_config *cfg, struct smtp_message *msgs, size_t
     long long started = clock_mono_ms();
     ERR_clear_error();
     current = s;
-    smtp_start_session(session); /* its result says little: see session_verdict */
+    if (s->last_offered < n)
+        smtp_start_session(session); /* its result says little: see session_verdict */
     current = NULL;
     note_timeout(s, clock_mono_ms());
     char openssl_why[256];

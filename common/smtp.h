@@ -54,6 +54,12 @@ struct smtp_message {
 
 /* Called on the session's thread, with the arg given here. */
 struct smtp_hooks {
+    /* Before message i's transaction begins (before its MAIL FROM; for the first message,
+     * before the session connects). Returning false holds it back: it and every later one
+     * come back SMTP_NOT_ATTEMPTED and the session QUITs. May block: the caller paces here,
+     * so that no MAIL FROM, accepted or not, goes out faster than the relay allows. NULL:
+     * always go on. */
+    bool (*before_mail)(void *arg, size_t i);
     /* Just before message i's data goes on the wire: when libESMTP first reads it, after MAIL
      * FROM was accepted (and, over DATA, after RCPT TO was; with CHUNKING the data is read
      * together with RCPT TO, before its reply). Returning false stops the session there:

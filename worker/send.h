@@ -35,9 +35,25 @@ struct send_pool *send_pool_new(const struct settings *s, struct journal *j,
                                 volatile sig_atomic_t *stop, struct err *e);
 void send_pool_free(struct send_pool *p);
 
+/* The sweep stops sending (the relay's daily quota ran out, the relay kept throttling for
+ * smtp.throttle_budget, or a stop was asked for): claim nothing more. */
+bool send_pool_halted(const struct send_pool *p);
+
+/* How the sweep was paced to the relay, for the summary's metrics. */
+struct send_stats {
+    long throttle_replies;
+    long refused_sessions;
+    double rate;          /* messages per second allowed at the end; 0: unlimited */
+    bool quota_exhausted;
+};
+void send_pool_stats(const struct send_pool *p, struct send_stats *out);
+
 struct send_job;
 
-/* Starts sending msgs[0..n) over up to sweep.concurrency sessions in the background. keys[i]
+/* Starts sending msgs[0..n) over up to sweep.concurrency sessions in the background, as
+ * many at once and as fast as the relay allows (smtp.max_rate, and less while it throttles
+ * or refuses sessions); messages the relay's limits kept back are offered again, by the
+ * same or another session, for up to smtp.throttle_budget. keys[i]
  * names msgs[i]'s ledger row; recorded[i] becomes true once the journal holds its outcome
  * (read it after journal_flush). Everything passed must outlive send_finish. NULL only when
  * out of memory, with every message left SMTP_NOT_ATTEMPTED. */

@@ -432,7 +432,11 @@ static const char SQL_LEDGER_PROGRESS[] =
     "  FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::int[], $5::text[], $6::text[])"
     "       WITH ORDINALITY AS i(id, due_at, status, code, enh, txt, ord)"
     " WHERE d.orchestration_id = i.id AND d.due_at = i.due_at AND d.run_id = $7"
-    "   AND d.status = CASE WHEN i.status = 'sending' THEN 'queued' ELSE 'sending' END"
+    "   AND CASE WHEN i.status = 'sending'"
+    /* a message offered again in the same sweep (the relay's limits held it back) may
+     * carry a mark, or a 'released' reply, of its earlier turn */
+    "            THEN d.status IN ('queued', 'sending', 'released')"
+    "            ELSE d.status = 'sending' END"
     " RETURNING i.ord";
 
 int

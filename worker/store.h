@@ -94,8 +94,9 @@ struct store_progress {
     const char *text;
 };
 
-/* Writes a group of steps in one statement: a 'sending' mark applies to a row still 'queued'
- * by run_id, an outcome to a row 'sending' by run_id. applied[i] tells which did. */
+/* Writes a group of steps in one statement: a 'sending' mark applies to a row of run_id's
+ * that is 'queued' (or 'sending' or 'released' from an earlier turn in the same sweep), an
+ * outcome to a row 'sending' by run_id. applied[i] tells which did. */
 int store_ledger_progress(struct db *db, const char *run_id, const struct store_progress *p,
                           size_t n, bool *applied, struct err *e);
 

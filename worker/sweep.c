@@ -936,6 +936,8 @@ sweep_run(struct db *db, struct db *journal, struct db *db2, const struct settin
             log_info("stop requested; no further batches", NULL);
             more = false;
         }
+        if (send_pool_halted(c.pool) && more)
+            more = false; /* the pool said why */
         int lim = s->batch_size;
         if (remaining >= 0 && remaining < lim)
             lim = (int)remaining;
@@ -955,7 +957,8 @@ sweep_run(struct db *db, struct db *journal, struct db *db2, const struct settin
         }
         /* Once the relay failed, or a stop was asked for, a prepared batch is not sent:
          * completing it releases its messages and finalises the rows that needed no email. */
-        bool hold = relay_rc != ERR_OK || (opt->stop != NULL && *opt->stop);
+        bool hold = relay_rc != ERR_OK || (opt->stop != NULL && *opt->stop) ||
+                    send_pool_halted(c.pool);
         if (next != NULL && !hold)
             batch_start(&c, next);
         if (cur != NULL) {
@@ -981,6 +984,12 @@ sweep_run(struct db *db, struct db *journal, struct db *db2, const struct settin
     sum->duration_ms = clock_mono_ms() - started;
     if (progress)
         fputs("\n", stderr);
+    struct send_stats st;
+    send_pool_stats(c.pool, &st);
+    sum->throttle_replies = st.throttle_replies;
+    sum->refused_sessions = st.refused_sessions;
+    sum->send_rate = st.rate;
+    sum->quota_exhausted = st.quota_exhausted;
     send_pool_free(c.pool);
     journal_stop(c.journal);
     links_free(c.links);

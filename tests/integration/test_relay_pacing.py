@@ -20,7 +20,6 @@ from pki import have_openssl, make_ca
 from smtp_server import SmtpServer, free_port
 import postfix
 
-PENDING = "pending: pacing in the send pool"
 STUNNEL = shutil.which("stunnel4") or shutil.which("stunnel")
 STUNNEL_RECIPE = os.path.join(SOURCE_DIR, "deploy", "stunnel", "recovery-worker-smtps.conf")
 
@@ -55,7 +54,6 @@ class RelayCase(WorkerTestCase):
         return results
 
 
-@unittest.skip(PENDING)
 class ThrottlingRelay(RelayCase):
     # Accepts 10 messages a second and answers the rest as Amazon SES does.
     smtp_args = {"max_rate": 10}
@@ -70,7 +68,6 @@ class ThrottlingRelay(RelayCase):
         self.assertLess(self.smtp.stats()["throttled"], 150 // 5, self.smtp.stats())
 
 
-@unittest.skip(PENDING)
 class ConnectionCap(RelayCase):
     # A relay that refuses a third connection with "421 4.7.0 Too many connections".
     smtp_args = {"max_connections": 2}
@@ -84,7 +81,6 @@ class ConnectionCap(RelayCase):
         self.assertLessEqual(self.smtp.stats()["max_open"], 3)  # 2, and the one refused
 
 
-@unittest.skip(PENDING)
 class MaxRate(RelayCase):
     def test_max_rate_5_never_has_more_than_6_accepted_in_a_second(self):
         self.seed_many(30)
@@ -157,7 +153,6 @@ class PostfixChunking(PostfixRelay):
             self.assertTrue(m.raw.endswith(b"\r\n") or m.raw.endswith(b"\n"))
 
 
-@unittest.skip(PENDING)
 class PostfixAnvil(PostfixRelay):
     # Postfix's own limits on one client, with loopback no longer exempt.
     postfix_extra = {
