@@ -247,6 +247,15 @@ journal_outcome(struct journal *j, const char *id, const char *due_at, const cha
     pthread_mutex_unlock(&j->lock);
 }
 
+bool
+journal_failed(struct journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+    bool failed = j->failed;
+    pthread_mutex_unlock(&j->lock);
+    return failed;
+}
+
 int
 journal_flush(struct journal *j, struct err *e)
 {

@@ -42,6 +42,9 @@ bool journal_wait(struct journal *j, const struct journal_mark *m);
 void journal_outcome(struct journal *j, const char *id, const char *due_at, const char *status,
                      int code, const char *enhanced, const char *text, bool *recorded);
 
+/* Whether a write failed: the journal then writes nothing more. */
+bool journal_failed(struct journal *j);
+
 /* Waits until everything queued so far is committed. ERR_OK, or the database error that
  * stopped the journal (it then accepts nothing more). */
 int journal_flush(struct journal *j, struct err *e);

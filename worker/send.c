@@ -142,6 +142,7 @@ struct send_job {
     const struct send_key *keys;
     bool *recorded;
     struct journal_mark *marks; /* each message's 'sending' mark, posted ahead of its data */
+    bool *keep_back;            /* the journal would not mark it: never offer it again */
     size_t n;
     size_t chunk;
     pthread_mutex_t lock;
@@ -198,10 +199,15 @@ before_mail(void *arg, size_t i)
 {
     struct session_arg *sa = arg;
     struct send_job *job = sa->job;
-    if (stopping(job->pool))
+    struct send_pool *p = job->pool;
+    if (stopping(p))
         return false;
-    if (!pace_acquire(job->pool->pace, clock_mono_ms() + 600000, &job->pool->halt))
+    if (!pace_acquire(p->pace, clock_mono_ms() + p->budget_ms, &p->halt)) {
+        /* the slot would come later than the budget allows: what is left stays due */
+        halt(p, "the relay's pace leaves no slot within smtp.throttle_budget; the rest stays "
+                "due", NULL);
         return false;
+    }
     premark(job, sa->idx[i]);
     return true;
 }
@@ -219,8 +225,14 @@ before_data(void *arg, size_t i)
     if (stopping(job->pool))
         return false;
     premark(job, k);
-    if (!journal_wait(job->pool->journal, &job->marks[k]))
+    if (!journal_wait(job->pool->journal, &job->marks[k])) {
+        /* not ours any more (its lease was lost), or the database failed: either way it is
+         * not offered again, and without the journal nothing more goes out */
+        job->keep_back[k] = true;
+        if (journal_failed(job->pool->journal))
+            halt(job->pool, "the delivery journal failed; nothing more is sent", NULL);
         return false;
+    }
     failpoint("before_data");
     return true;
 }
@@ -269,9 +281,11 @@ after_reply(void *arg, size_t i)
 /* Whether a message the session brought back goes to another session: one never offered
  * (or refused for the relay's limits, made so above), while the sweep still sends. */
 static bool
-again(struct send_pool *p, const struct smtp_message *m)
+again(struct send_job *job, size_t k)
 {
-    return m->outcome == SMTP_NOT_ATTEMPTED && !stopping(p) && within_budget(p);
+    struct send_pool *p = job->pool;
+    return job->msgs[k].outcome == SMTP_NOT_ATTEMPTED && !job->keep_back[k] && !stopping(p) &&
+           within_budget(p);
 }
 
 /* Under the job's lock: what a session brought back. */
@@ -318,7 +332,7 @@ session_done(struct send_job *job, const size_t *idx, size_t len, bool alone, in
         struct smtp_message *m = &job->msgs[k];
         if (m->outcome == SMTP_DEFERRED && relay_limit(m->kind))
             m->outcome = SMTP_NOT_ATTEMPTED; /* the relay's limit, not the row's: no backoff */
-        if (rc != ERR_OK || job->relay_rc != ERR_OK || !again(p, m))
+        if (rc != ERR_OK || job->relay_rc != ERR_OK || !again(job, k))
             continue;
         m->kind = SMTP_KIND_NONE;
         job->marks[k].seq = 0;
@@ -424,13 +438,16 @@ send_start(struct send_pool *p, struct smtp_message *msgs, const struct send_key
     pthread_t *tid = calloc(sessions, sizeof *tid);
     struct journal_mark *marks = calloc(n ? n : 1, sizeof *marks);
     size_t *queue = calloc(n ? n : 1, sizeof *queue);
-    if (job == NULL || tid == NULL || marks == NULL || queue == NULL) {
+    bool *keep_back = calloc(n ? n : 1, sizeof *keep_back);
+    if (job == NULL || tid == NULL || marks == NULL || queue == NULL || keep_back == NULL) {
         free(job);
         free(tid);
         free(marks);
         free(queue);
+        free(keep_back);
         return NULL;
     }
+    job->keep_back = keep_back;
     job->pool = p;
     job->msgs = msgs;
     job->keys = keys;
@@ -511,6 +528,7 @@ send_finish(struct send_job *job, struct err *e)
     free(job->tid);
     free(job->marks);
     free(job->queue);
+    free(job->keep_back);
     free(job);
     return rc;
 }

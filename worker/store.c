@@ -301,6 +301,23 @@ ordinal(const struct db_res *r, size_t row, size_t n)
     return k >= 1 && (size_t)k <= n ? (size_t)k - 1 : n;
 }
 
+/* Runs a batch statement that returns the ordinal (1-based) of each input row it applied
+ * to, and sets ok[ordinal - 1] for those. */
+static int
+exec_ordinals(struct db *db, const char *sql, int nparams, const char *const *params, bool *ok,
+              size_t n, struct err *e)
+{
+    struct db_res *r = NULL;
+    int rc = db_exec(db, sql, nparams, params, &r, e);
+    for (size_t i = 0; rc == ERR_OK && i < db_res_rows(r); i++) {
+        size_t k = ordinal(r, i, n);
+        if (k < n)
+            ok[k] = true;
+    }
+    db_res_free(r);
+    return rc;
+}
+
 static const char SQL_LEDGER_BEGIN[] =
     "WITH input AS ("
     "  SELECT * FROM unnest($2::uuid[], $3::timestamptz[], $4::text[])"
@@ -360,19 +377,12 @@ store_ledger_begin(struct db *db, const char *run_id, const struct store_batch *
     int rc = ERR_OK;
     if (!arrays_end(&a))
         rc = err_set(e, ERR_INTERNAL, "ledger: batch too large");
-    struct db_res *r = NULL;
     if (rc == ERR_OK) {
         const char *params[] = {run_id,         buf_str(&a.col[0]),
                                 buf_str(&a.col[1]), buf_str(&a.col[2]),
                                 resend_unknown ? "true" : "false", consent, window};
-        rc = db_exec(db, SQL_LEDGER_BEGIN, 7, params, &r, e);
+        rc = exec_ordinals(db, SQL_LEDGER_BEGIN, 7, params, ok, n, e);
     }
-    for (size_t i = 0; rc == ERR_OK && i < db_res_rows(r); i++) {
-        size_t k = ordinal(r, i, n);
-        if (k < n)
-            ok[k] = true;
-    }
-    db_res_free(r);
     arrays_free(&a);
     if (rc != ERR_OK)
         err_prefix(e, "ledger");
@@ -462,19 +472,12 @@ store_ledger_progress(struct db *db, const char *run_id, const struct store_prog
     int rc = ERR_OK;
     if (!arrays_end(&a))
         rc = err_set(e, ERR_INTERNAL, "ledger: too many entries");
-    struct db_res *r = NULL;
     if (rc == ERR_OK) {
         const char *params[] = {buf_str(&a.col[0]), buf_str(&a.col[1]), buf_str(&a.col[2]),
                                 buf_str(&a.col[3]), buf_str(&a.col[4]), buf_str(&a.col[5]),
                                 run_id};
-        rc = db_exec(db, SQL_LEDGER_PROGRESS, 7, params, &r, e);
+        rc = exec_ordinals(db, SQL_LEDGER_PROGRESS, 7, params, applied, n, e);
     }
-    for (size_t i = 0; rc == ERR_OK && i < db_res_rows(r); i++) {
-        size_t k = ordinal(r, i, n);
-        if (k < n)
-            applied[k] = true;
-    }
-    db_res_free(r);
     arrays_free(&a);
     if (rc != ERR_OK)
         err_prefix(e, "ledger");
