@@ -37,6 +37,9 @@ send_ledger_status(enum smtp_outcome o)
  * in, is refusing us rather than capping us: the sweep ends with exit 69. */
 #define REFUSALS_MAX 3
 
+/* The furthest ahead a send slot may be booked: smtp.throttle_budget, and at least this. */
+#define PACE_HORIZON_MIN_MS 60000
+
 struct send_pool {
     struct smtp_config cfg;
     struct journal *journal;
@@ -202,7 +205,8 @@ before_mail(void *arg, size_t i)
     struct send_pool *p = job->pool;
     if (stopping(p))
         return false;
-    if (!pace_acquire(p->pace, clock_mono_ms() + p->budget_ms, &p->halt)) {
+    long long horizon = p->budget_ms > PACE_HORIZON_MIN_MS ? p->budget_ms : PACE_HORIZON_MIN_MS;
+    if (!pace_acquire(p->pace, clock_mono_ms() + horizon, &p->halt)) {
         /* the slot would come later than the budget allows: what is left stays due */
         halt(p, "the relay's pace leaves no slot within smtp.throttle_budget; the rest stays "
                 "due", NULL);
