@@ -41,6 +41,9 @@ int cmd_sweep_once(const struct settings *s, const struct prompt_templates *t,
  * migrations are pending. */
 struct db *cmd_connect(const struct settings *s, bool require_schema, struct err *e);
 
+/* A connection for the delivery journal (worker/journal.h): no per-transaction settings. */
+struct db *cmd_connect_journal(const struct settings *s, struct err *e);
+
 /* Set by SIGTERM/SIGINT once cmd_catch_stop_signals() ran: stop claiming, finish the batch
  * in hand, exit. (As process 1 of a container, a process without such a handler would not
  * even see SIGTERM.) */

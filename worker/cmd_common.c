@@ -32,6 +32,24 @@ cmd_catch_stop_signals(void)
     sigaction(SIGINT, &sa, NULL);
 }
 
+/* The delivery journal's connection: its one statement is an update by primary key, many
+ * times a second, which needs neither the planner settings nor the time zone (its
+ * timestamps carry their offset), so it goes without the per-transaction settings; its
+ * replies are still bounded by database.reply_timeout. */
+struct db *
+cmd_connect_journal(const struct settings *s, struct err *e)
+{
+    struct db_options opt = {
+        .conninfo = s->database_url,
+        .connect_retries = s->database_connect_retries,
+        .retry_base_ms = 500,
+        .application_name = "recovery-worker",
+        .connect_timeout_s = (int)((s->database_connect_timeout_ms + 999) / 1000),
+        .reply_timeout_ms = s->database_reply_timeout_ms,
+    };
+    return db_connect(&opt, e);
+}
+
 struct db *
 cmd_connect(const struct settings *s, bool require_schema, struct err *e)
 {

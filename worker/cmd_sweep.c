@@ -203,7 +203,7 @@ cmd_sweep_once(const struct settings *s, const struct prompt_templates *t,
      * comes; no message is sent without it. */
     struct db *journal = NULL;
     if (!opt->dry_run) {
-        journal = cmd_connect(s, false, e);
+        journal = cmd_connect_journal(s, e);
         /* a silent database ends the sweep within one reply deadline, not one per
          * connection */
         db_share_fate(db, journal);
