@@ -17,7 +17,8 @@
 #define RESULT_LAG_MS 50
 
 struct entry {
-    const char *id;     /* borrowed from the batch, which outlives the flush */
+    const char *id;     /* borrowed from the batch, which outlives the flush; the same
+                         * delivery has the same pointers */
     const char *due_at;
     char status[16];
     int code;
@@ -49,6 +50,19 @@ struct journal {
 static void
 write_group(struct journal *j, struct entry *g, size_t n, uint64_t last)
 {
+    pthread_mutex_lock(&j->lock);
+    bool failed = j->failed;
+    if (failed) {
+        /* nothing more is written once a write failed: the waiters learn it at once */
+        for (size_t i = 0; i < n; i++)
+            if (g[i].applied != NULL)
+                *g[i].applied = false;
+        j->committed = last;
+        pthread_cond_broadcast(&j->done);
+    }
+    pthread_mutex_unlock(&j->lock);
+    if (failed)
+        return;
     struct store_progress *p = calloc(n, sizeof *p);
     bool *applied = calloc(n, sizeof *applied);
     struct err e;
@@ -97,6 +111,15 @@ due_locked(const struct journal *j, long long now)
 {
     return j->n > 0 && (j->waiters > 0 || j->urgent || j->closing ||
                         now - j->oldest_ms >= RESULT_LAG_MS);
+}
+
+static bool
+key_in(const struct entry *g, size_t n, const struct entry *en)
+{
+    for (size_t i = 0; i < n; i++)
+        if (g[i].id == en->id && g[i].due_at == en->due_at)
+            return true;
+    return false;
 }
 
 static void *
@@ -150,7 +173,14 @@ writer(void *arg)
         uint64_t last = j->posted;
         j->n = 0;
         pthread_mutex_unlock(&j->lock);
-        write_group(j, group, n, last);
+        /* One UPDATE applies to a row once, whatever the input says, and sees it as it was
+         * before the statement: a message's reply and its next mark (offered again) must not
+         * share a statement. So a key seen earlier in the group starts the next statement. */
+        for (size_t start = 0, end; start < n; start = end) {
+            for (end = start + 1; end < n && !key_in(group + start, end - start, &group[end]);)
+                end++;
+            write_group(j, group + start, end - start, last - (uint64_t)(n - end));
+        }
         pthread_mutex_lock(&j->lock);
     }
     pthread_mutex_unlock(&j->lock);

@@ -29,7 +29,7 @@ policy_decide(const struct policy_facts *f, const struct policy_rules *r)
     if (ledger_is(f, "failed"))
         return POLICY_ALREADY_FAILED;
     if (ledger_is(f, "sending") || ledger_is(f, "unknown")) {
-        if (r->on_unknown == POLICY_UNKNOWN_SKIP || f->ledger_attempts >= 2)
+        if (f->ledger_attempts >= policy_resend_limit(f->ledger_status, r->on_unknown))
             return POLICY_ORPHANED;
     }
     /* Whatever else holds, a checkout older than the window is not worth another nudge, and
@@ -53,6 +53,18 @@ policy_decide(const struct policy_facts *f, const struct policy_rules *r)
     if (f->cap_wait_ms > 0)
         return POLICY_MEMBER_CAPPED;
     return POLICY_SEND;
+}
+
+int
+policy_resend_limit(const char *ledger_status, enum policy_unknown on_unknown)
+{
+    if (on_unknown == POLICY_UNKNOWN_SKIP || ledger_status == NULL)
+        return 0;
+    if (strcmp(ledger_status, "sending") == 0)
+        return POLICY_RESEND_LIMIT_SENDING;
+    if (strcmp(ledger_status, "unknown") == 0)
+        return POLICY_RESEND_LIMIT_UNKNOWN;
+    return 0;
 }
 
 /* base * 2^n, capped, plus up to a fifth of jitter so deferred rows spread out. */

@@ -49,6 +49,15 @@ struct policy_rules {
 
 enum policy_action policy_decide(const struct policy_facts *f, const struct policy_rules *r);
 
+/* How many attempts an in-doubt delivery may have in all, by what left it in doubt: a worker
+ * that stopped with it 'sending' (each such stop is a separate event, so it is tried again a
+ * few times; a bound keeps a message that crashes the worker from looping), or a relay that
+ * dropped the connection after its data ('unknown', resent once). 0 under the skip policy. */
+int policy_resend_limit(const char *ledger_status, enum policy_unknown on_unknown);
+
+#define POLICY_RESEND_LIMIT_SENDING 3
+#define POLICY_RESEND_LIMIT_UNKNOWN 2
+
 /* The result of sending, for POLICY_SEND rows. */
 enum policy_delivery {
     POLICY_DELIVERY_NONE = 0, /* not a send row */

@@ -212,7 +212,10 @@ before_mail(void *arg, size_t i)
                 "due", NULL);
         return false;
     }
-    premark(job, sa->idx[i]);
+    /* Not before the relay let the session in: a refused session would leave the mark of a
+     * message that never went near the wire. */
+    if (sa->admitted)
+        premark(job, sa->idx[i]);
     return true;
 }
 
@@ -305,6 +308,10 @@ session_done(struct send_job *job, const size_t *idx, size_t len, bool alone, in
         p->admitted = true;
     }
     if (rc == ERR_OK && rep->refused) {
+        /* refusals spend the throttle budget too, so a relay that stops letting us in ends
+         * the sending, not the sweep's patience */
+        long long zero = 0;
+        atomic_compare_exchange_strong(&p->first_throttle, &zero, clock_mono_ms());
         if (alone)
             p->refusals++;
         if (job->active == 0 && !p->admitted && p->refusals >= REFUSALS_MAX) {

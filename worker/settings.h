@@ -22,7 +22,7 @@ enum consent_basis {
 
 enum unknown_delivery_policy {
     UNKNOWN_DELIVERY_SKIP = 0, /* do not resend; record that delivery is unknown */
-    UNKNOWN_DELIVERY_RESEND,   /* resend once with the same Message-ID */
+    UNKNOWN_DELIVERY_RESEND,   /* resend with the same Message-ID (policy_resend_limit) */
 };
 
 /* Durations are milliseconds. Strings are owned by the struct (settings_free). An optional

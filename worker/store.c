@@ -355,17 +355,22 @@ static const char SQL_LEDGER_BEGIN[] =
     "         smtp_code = NULL, smtp_enhanced = NULL, smtp_text = NULL"
     /* 'queued' here was left by a worker that stopped before sending it: ours now. */
     "   WHERE d.status IN ('released', 'deferred', 'queued')"
-    "      OR ($5::boolean AND d.status IN ('sending', 'unknown') AND d.attempts < 2)"
+    /* the re-check of policy_resend_limit: $5 for 'sending', $8 for 'unknown' */
+    "      OR (d.status = 'sending' AND d.attempts < $5::int)"
+    "      OR (d.status = 'unknown' AND d.attempts < $8::int)"
     "  RETURNING d.orchestration_id"
     ") SELECT i.ord FROM input i JOIN ins ON ins.orchestration_id = i.id";
 
 int
 store_ledger_begin(struct db *db, const char *run_id, const struct store_batch *b,
-                   const size_t *idx, char *const *message_ids, size_t n, bool resend_unknown,
-                   const char *consent, long long member_window_ms, bool *ok, struct err *e)
+                   const size_t *idx, char *const *message_ids, size_t n, int limit_sending,
+                   int limit_unknown, const char *consent, long long member_window_ms, bool *ok,
+                   struct err *e)
 {
-    char window[24];
+    char window[24], sending_max[16], unknown_max[16];
     snprintf(window, sizeof window, "%lld", member_window_ms);
+    snprintf(sending_max, sizeof sending_max, "%d", limit_sending);
+    snprintf(unknown_max, sizeof unknown_max, "%d", limit_unknown);
     struct arrays a;
     arrays_init(&a, 3);
     for (size_t i = 0; i < n; i++) {
@@ -380,8 +385,8 @@ store_ledger_begin(struct db *db, const char *run_id, const struct store_batch *
     if (rc == ERR_OK) {
         const char *params[] = {run_id,         buf_str(&a.col[0]),
                                 buf_str(&a.col[1]), buf_str(&a.col[2]),
-                                resend_unknown ? "true" : "false", consent, window};
-        rc = exec_ordinals(db, SQL_LEDGER_BEGIN, 7, params, ok, n, e);
+                                sending_max, consent, window, unknown_max};
+        rc = exec_ordinals(db, SQL_LEDGER_BEGIN, 8, params, ok, n, e);
     }
     arrays_free(&a);
     if (rc != ERR_OK)
@@ -397,11 +402,13 @@ static const char SQL_LEDGER_FINISH[] =
     "  FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::int[], $5::text[],"
     "              $6::text[]) AS i(id, due_at, status, code, enh, txt)"
     " WHERE d.orchestration_id = i.id AND d.due_at = i.due_at"
-    "   AND d.status IN ('queued', 'sending', 'unknown')";
+    "   AND d.status IN ('queued', 'sending', 'unknown')"
+    /* a worker records only its own rows; orphans of a dead one are recorded with NULL */
+    "   AND ($7::text IS NULL OR d.run_id = $7)";
 
 int
-store_ledger_finish(struct db *db, const struct store_batch *b, const struct store_delivery *d,
-                    size_t n, struct err *e)
+store_ledger_finish(struct db *db, const char *run_id, const struct store_batch *b,
+                    const struct store_delivery *d, size_t n, struct err *e)
 {
     if (n == 0)
         return ERR_OK;
@@ -422,8 +429,8 @@ store_ledger_finish(struct db *db, const struct store_batch *b, const struct sto
         rc = err_set(e, ERR_INTERNAL, "ledger: batch too large");
     if (rc == ERR_OK) {
         const char *params[] = {buf_str(&a.col[0]), buf_str(&a.col[1]), buf_str(&a.col[2]),
-                                buf_str(&a.col[3]), buf_str(&a.col[4]), buf_str(&a.col[5])};
-        rc = db_exec(db, SQL_LEDGER_FINISH, 6, params, NULL, e);
+                                buf_str(&a.col[3]), buf_str(&a.col[4]), buf_str(&a.col[5]), run_id};
+        rc = db_exec(db, SQL_LEDGER_FINISH, 7, params, NULL, e);
     }
     arrays_free(&a);
     if (rc != ERR_OK)

@@ -68,7 +68,8 @@ void store_batch_free(struct store_batch *b);
  * ok[i] is set for the rows that may be sent now. message_ids[i] is the deterministic id. */
 int store_ledger_begin(struct db *db, const char *run_id, const struct store_batch *b,
                        const size_t *idx, char *const *message_ids, size_t n,
-                       bool resend_unknown, const char *consent, long long member_window_ms,
+                       int limit_sending, int limit_unknown, const char *consent,
+                       long long member_window_ms,
                        bool *ok, struct err *e);
 
 struct store_delivery {
@@ -80,8 +81,9 @@ struct store_delivery {
 };
 
 /* Records SMTP results that the journal did not (and 'unknown' for orphaned rows, 'released'
- * for rows never offered) on ledger rows still 'queued', 'sending' or 'unknown'. */
-int store_ledger_finish(struct db *db, const struct store_batch *b,
+ * for rows never offered) on ledger rows still 'queued', 'sending' or 'unknown' and, unless
+ * run_id is NULL (the orphans of a dead worker), still run_id's. */
+int store_ledger_finish(struct db *db, const char *run_id, const struct store_batch *b,
                         const struct store_delivery *d, size_t n, struct err *e);
 
 /* One step of a delivery as the journal records it while the sessions run. */

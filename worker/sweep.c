@@ -532,7 +532,7 @@ mark_orphans(struct ctx *c, const struct store_batch *b, const struct item *item
         d[n].text = "worker stopped before the reply was recorded";
         n++;
     }
-    int rc = store_ledger_finish(c->db, b, d, n, e);
+    int rc = store_ledger_finish(c->db, NULL, b, d, n, e);
     free(d);
     return rc;
 }
@@ -578,8 +578,12 @@ batch_prepare(struct ctx *c, struct batch *bt, struct err *e)
         mids[k] = bt->items[i].message_id;
         k++;
     }
+    enum policy_unknown on_unknown = c->s->on_unknown_delivery == UNKNOWN_DELIVERY_RESEND
+                                         ? POLICY_UNKNOWN_RESEND
+                                         : POLICY_UNKNOWN_SKIP;
     rc = store_ledger_begin(c->db, c->run_id, b, bt->idx, mids, bt->nsend,
-                            c->s->on_unknown_delivery == UNKNOWN_DELIVERY_RESEND,
+                            policy_resend_limit("sending", on_unknown),
+                            policy_resend_limit("unknown", on_unknown),
                             consent_name(c->s->consent), c->s->member_min_interval_ms, ok, e);
     if (rc != ERR_OK)
         goto out;
@@ -651,7 +655,9 @@ batch_complete(struct ctx *c, struct batch *bt, struct err *e)
             c->sum->unknown++;
         }
         it->delivery = delivery_of(msg->outcome);
-        if (bt->recorded[it->send_slot])
+        /* A message offered again after the journal recorded its earlier turn, and then not
+         * sent, still needs its 'released' here. */
+        if (bt->recorded[it->send_slot] && msg->outcome != SMTP_NOT_ATTEMPTED)
             continue;
         del[nd].row = bt->idx[k];
         del[nd].status = send_ledger_status(msg->outcome);
@@ -660,7 +666,7 @@ batch_complete(struct ctx *c, struct batch *bt, struct err *e)
         del[nd].text = msg->text;
         nd++;
     }
-    rc = store_ledger_finish(c->db, b, del, nd, e);
+    rc = store_ledger_finish(c->db, c->run_id, b, del, nd, e);
     failpoint("after_ledger_finish");
     if (rc == ERR_OK && nrel > 0)
         rc = store_release(c->db, c->run_id, b, release, nrel, true, e);

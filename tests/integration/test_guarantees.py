@@ -99,14 +99,22 @@ class Crashes(WorkerTestCase):
         for m in self.mails():
             for r in m.envelope["rcpt_tos"]:
                 by_rcpt[r].append(m.message["Message-ID"])
-        self.assertEqual(len(by_rcpt), n, "members without their prompt: %d" % (n - len(by_rcpt)))
+        missing = self.q("SELECT u.email, d.status, d.attempts, d.resent_in_doubt, d.smtp_text"
+                         " FROM users u JOIN orders o ON o.user_id = u.id"
+                         " JOIN checkout_orchestrations c ON c.order_id = o.id"
+                         " LEFT JOIN recovery_deliveries d ON d.orchestration_id = c.id"
+                         " WHERE u.email <> ALL(%s)", list(by_rcpt))
+        self.assertEqual(len(by_rcpt), n, "members without their prompt: %s" % missing)
         dups = {r: ids for r, ids in by_rcpt.items() if len(ids) > 1}
         self.assertLessEqual(sum(len(ids) - 1 for ids in dups.values()), max_duplicates)
         for rcpt, ids in dups.items():
             self.assertEqual(len(set(ids)), 1, "a duplicate carries the same Message-ID")
             rows = self.q("SELECT status, attempts, resent_in_doubt FROM recovery_deliveries"
                           " WHERE message_id = %s", ids[0].strip("<>"))
-            self.assertEqual(rows, [("sent", 2, True)], "the ledger shows the resend")
+            self.assertEqual(len(rows), 1)
+            status, attempts, resent = rows[0]
+            self.assertEqual((status, resent), ("sent", True), "the ledger shows the resend")
+            self.assertGreaterEqual(attempts, len(ids))
         return sum(len(ids) - 1 for ids in dups.values())
 
     def start_sweep(self, env):

@@ -134,7 +134,7 @@ test_policy_ledger_failed_is_finalised_as_failed_without_sending(void **state)
 }
 
 static void
-test_policy_orphaned_sending_row_is_not_resent_by_default(void **state)
+test_policy_orphaned_sending_row_is_not_resent_under_skip(void **state)
 {
     struct policy_facts f = eligible();
     f.ledger_status = "sending";
@@ -145,11 +145,18 @@ test_policy_orphaned_sending_row_is_not_resent_by_default(void **state)
 }
 
 static void
-test_policy_orphaned_sending_row_is_resent_once_when_configured(void **state)
+test_policy_in_doubt_rows_are_resent_up_to_their_limit(void **state)
 {
+    /* left 'sending' by a stopped worker: each stop is its own event, a few tries */
     struct policy_rules resend = {.max_prompts = 3, .on_unknown = POLICY_UNKNOWN_RESEND};
     struct policy_facts f = eligible();
     f.ledger_status = "sending";
+    f.ledger_attempts = 2;
+    assert_int_equal(policy_decide(&f, &resend), POLICY_SEND);
+    f.ledger_attempts = 3;
+    assert_int_equal(policy_decide(&f, &resend), POLICY_ORPHANED);
+    /* 'unknown': the relay dropped after the data; resent once */
+    f.ledger_status = "unknown";
     f.ledger_attempts = 1;
     assert_int_equal(policy_decide(&f, &resend), POLICY_SEND);
     f.ledger_attempts = 2;
@@ -316,8 +323,8 @@ main(void)
         cmocka_unit_test(test_policy_invalid_address_is_skipped_and_escalated),
         cmocka_unit_test(test_policy_ledger_sent_is_never_sent_again),
         cmocka_unit_test(test_policy_ledger_failed_is_finalised_as_failed_without_sending),
-        cmocka_unit_test(test_policy_orphaned_sending_row_is_not_resent_by_default),
-        cmocka_unit_test(test_policy_orphaned_sending_row_is_resent_once_when_configured),
+        cmocka_unit_test(test_policy_orphaned_sending_row_is_not_resent_under_skip),
+        cmocka_unit_test(test_policy_in_doubt_rows_are_resent_up_to_their_limit),
         cmocka_unit_test(test_policy_deferral_backs_off_exponentially_with_bounded_jitter),
         cmocka_unit_test(test_policy_permanent_refusal_escalates_and_stops),
         cmocka_unit_test(test_policy_sent_moves_next_action_by_the_retry_interval),
