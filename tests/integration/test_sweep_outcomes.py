@@ -321,8 +321,9 @@ class DryRunJobRecipe(WorkerTestCase):
         self.assertIn("recovery-worker sweep ", script)
         root = os.path.join(self.tmp, "pod-tmp")
         os.mkdir(root)
-        return script.replace("recovery-worker sweep ", f"{RW_BIN} sweep ").replace(
-            "/tmp", root), root
+        # /tmp first: the build (RW_BIN) may itself live under /tmp
+        return script.replace("/tmp", root).replace("recovery-worker sweep ",
+                                                    f"{RW_BIN} sweep "), root
 
     def run_pod(self, **env):
         script, root = self.script()
