@@ -36,8 +36,8 @@ cmd_catch_stop_signals(void)
  * times a second, which needs neither the planner settings nor the time zone (its
  * timestamps carry their offset), so it goes without the per-transaction settings; its
  * replies are still bounded by database.reply_timeout. */
-struct db *
-cmd_connect_journal(const struct settings *s, struct err *e)
+static struct db_options
+connect_options(const struct settings *s)
 {
     struct db_options opt = {
         .conninfo = s->database_url,
@@ -47,6 +47,13 @@ cmd_connect_journal(const struct settings *s, struct err *e)
         .connect_timeout_s = (int)((s->database_connect_timeout_ms + 999) / 1000),
         .reply_timeout_ms = s->database_reply_timeout_ms,
     };
+    return opt;
+}
+
+struct db *
+cmd_connect_journal(const struct settings *s, struct err *e)
+{
+    struct db_options opt = connect_options(s);
     return db_connect(&opt, e);
 }
 
@@ -65,16 +72,9 @@ cmd_connect(const struct settings *s, bool require_schema, struct err *e)
     static const char *const local_settings[] = {
         "TimeZone", "UTC", "enable_bitmapscan", "off", "jit", "off", NULL,
     };
-    struct db_options opt = {
-        .conninfo = s->database_url,
-        .connect_retries = s->database_connect_retries,
-        .retry_base_ms = 500,
-        .application_name = "recovery-worker",
-        .connect_timeout_s = (int)((s->database_connect_timeout_ms + 999) / 1000),
-        .statement_timeout_ms = s->database_statement_timeout_ms,
-        .reply_timeout_ms = s->database_reply_timeout_ms,
-        .local_settings = local_settings,
-    };
+    struct db_options opt = connect_options(s);
+    opt.statement_timeout_ms = s->database_statement_timeout_ms;
+    opt.local_settings = local_settings;
     struct db *db = db_connect(&opt, e);
     if (db == NULL)
         return NULL;

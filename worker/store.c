@@ -394,11 +394,31 @@ store_ledger_begin(struct db *db, const char *run_id, const struct store_batch *
     return rc;
 }
 
+/* An outcome (status, SMTP reply) from the input row i onto the ledger row d. */
+#define SET_OUTCOME                                                                            \
+    "   SET status = i.status, smtp_code = i.code, smtp_enhanced = i.enh, smtp_text = i.txt,"  \
+    "       updated_at = now(),"                                                               \
+    "       sent_at = CASE WHEN i.status = 'sent' THEN now() ELSE d.sent_at END"
+
+/* Adds one outcome to the six arrays both outcome statements take (id, due_at, status,
+ * code, enhanced, text). */
+static void
+add_outcome(struct arrays *a, const char *id, const char *due_at, const char *status, int code,
+            const char *enhanced, const char *text)
+{
+    char c[16];
+    snprintf(c, sizeof c, "%d", code);
+    db_array_add(&a->col[0], id);
+    db_array_add(&a->col[1], due_at);
+    db_array_add(&a->col[2], status);
+    db_array_add(&a->col[3], code > 0 ? c : NULL);
+    db_array_add(&a->col[4], enhanced != NULL && enhanced[0] ? enhanced : NULL);
+    db_array_add(&a->col[5], text != NULL && text[0] ? text : NULL);
+}
+
 static const char SQL_LEDGER_FINISH[] =
     "UPDATE recovery_deliveries d"
-    "   SET status = i.status, smtp_code = i.code, smtp_enhanced = i.enh, smtp_text = i.txt,"
-    "       updated_at = now(),"
-    "       sent_at = CASE WHEN i.status = 'sent' THEN now() ELSE d.sent_at END"
+    SET_OUTCOME
     "  FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::int[], $5::text[],"
     "              $6::text[]) AS i(id, due_at, status, code, enh, txt)"
     " WHERE d.orchestration_id = i.id AND d.due_at = i.due_at"
@@ -414,16 +434,9 @@ store_ledger_finish(struct db *db, const char *run_id, const struct store_batch 
         return ERR_OK;
     struct arrays a;
     arrays_init(&a, 6);
-    for (size_t i = 0; i < n; i++) {
-        char code[16];
-        snprintf(code, sizeof code, "%d", d[i].code);
-        db_array_add(&a.col[0], b->rows[d[i].row].id);
-        db_array_add(&a.col[1], b->rows[d[i].row].due_at);
-        db_array_add(&a.col[2], d[i].status);
-        db_array_add(&a.col[3], d[i].code > 0 ? code : NULL);
-        db_array_add(&a.col[4], d[i].enhanced != NULL && d[i].enhanced[0] ? d[i].enhanced : NULL);
-        db_array_add(&a.col[5], d[i].text != NULL && d[i].text[0] ? d[i].text : NULL);
-    }
+    for (size_t i = 0; i < n; i++)
+        add_outcome(&a, b->rows[d[i].row].id, b->rows[d[i].row].due_at, d[i].status, d[i].code,
+                    d[i].enhanced, d[i].text);
     int rc = ERR_OK;
     if (!arrays_end(&a))
         rc = err_set(e, ERR_INTERNAL, "ledger: batch too large");
@@ -443,9 +456,7 @@ store_ledger_finish(struct db *db, const char *run_id, const struct store_batch 
  * run_id, so a worker that lost its lease never writes over the one that took the row. */
 static const char SQL_LEDGER_PROGRESS[] =
     "UPDATE recovery_deliveries d"
-    "   SET status = i.status, smtp_code = i.code, smtp_enhanced = i.enh, smtp_text = i.txt,"
-    "       updated_at = now(),"
-    "       sent_at = CASE WHEN i.status = 'sent' THEN now() ELSE d.sent_at END"
+    SET_OUTCOME
     "  FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::int[], $5::text[], $6::text[])"
     "       WITH ORDINALITY AS i(id, due_at, status, code, enh, txt, ord)"
     " WHERE d.orchestration_id = i.id AND d.due_at = i.due_at AND d.run_id = $7"
@@ -466,16 +477,8 @@ store_ledger_progress(struct db *db, const char *run_id, const struct store_prog
         return ERR_OK;
     struct arrays a;
     arrays_init(&a, 6);
-    for (size_t i = 0; i < n; i++) {
-        char code[16];
-        snprintf(code, sizeof code, "%d", p[i].code);
-        db_array_add(&a.col[0], p[i].id);
-        db_array_add(&a.col[1], p[i].due_at);
-        db_array_add(&a.col[2], p[i].status);
-        db_array_add(&a.col[3], p[i].code > 0 ? code : NULL);
-        db_array_add(&a.col[4], p[i].enhanced != NULL && p[i].enhanced[0] ? p[i].enhanced : NULL);
-        db_array_add(&a.col[5], p[i].text != NULL && p[i].text[0] ? p[i].text : NULL);
-    }
+    for (size_t i = 0; i < n; i++)
+        add_outcome(&a, p[i].id, p[i].due_at, p[i].status, p[i].code, p[i].enhanced, p[i].text);
     int rc = ERR_OK;
     if (!arrays_end(&a))
         rc = err_set(e, ERR_INTERNAL, "ledger: too many entries");
