@@ -502,6 +502,14 @@ class Bench:
                  f"stderr {r.stderr[-3000:]!r} smtp-sink {sink_err[-500:]!r}")
         tv = parse_time_v(timefile)
         self.verify(db, n, eligible, summary=summary, sink_messages=messages)
+        if os.environ.get("BENCH_STATEMENTS"):
+            time.sleep(0.6)  # the statistics collector's flush interval
+            rows = self.q(db, """
+                SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del
+                  FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd + n_tup_del > 0
+                 ORDER BY relname""")
+            sys.stderr.write("table inserts updates hot-updates deletes\n" +
+                             "".join(" ".join(str(c) for c in row) + "\n" for row in rows))
         self.drop_db(db)
         res = {
             "n": n, "eligible": eligible, "concurrency": concurrency, "wall_s": wall,
