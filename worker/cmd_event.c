@@ -13,21 +13,28 @@
 #include "log.h"
 #include "transition.h"
 
+/* "payment, verification, ...": each list is built with a leading ", ", skipped on use. */
+#define LIST_ITEM(name, label) ", " label
+static const char STAGE_LIST[] = TRANSITION_STAGES(LIST_ITEM);
+static const char STATUS_LIST[] = TRANSITION_STATUSES(LIST_ITEM);
+
 static void
 usage(FILE *out)
 {
-    fputs("usage: recovery-worker event ORDER_ID --stage STAGE --status STATUS [--note TEXT]\n"
-          "                             [--next-action-at TIMESTAMP] [--metadata-patch JSON]\n"
-          "                             [--payload JSON]\n"
-          "\n"
-          "Applies one transition as the storefront's checkout API does, records its event,\n"
-          "and prints the orchestration. STAGE: payment, verification, loyalty_hold,\n"
-          "fulfillment, completed. STATUS: not_started, in_progress, waiting, completed,\n"
-          "failed. `completed` advances to the next stage; `waiting` sets next_action_at\n"
-          "and locked_until (to --next-action-at, or clears them); `failed` sets failed_at.\n"
-          "JSON arguments must be objects. The orchestration is created if the order has\n"
-          "none yet.\n",
-          out);
+    fprintf(out,
+            "usage: recovery-worker event ORDER_ID --stage STAGE --status STATUS [--note TEXT]\n"
+            "                             [--next-action-at TIMESTAMP] [--metadata-patch JSON]\n"
+            "                             [--payload JSON]\n"
+            "\n"
+            "Applies one transition as the storefront's checkout API does, records its event,\n"
+            "and prints the orchestration.\n"
+            "STAGE: %s.\n"
+            "STATUS: %s.\n"
+            "`completed` advances to the next stage; `waiting` sets next_action_at and\n"
+            "locked_until (to --next-action-at, or clears them); `failed` sets failed_at.\n"
+            "JSON arguments must be objects. The orchestration is created if the order has\n"
+            "none yet.\n",
+            STAGE_LIST + 2, STATUS_LIST + 2);
 }
 
 /* Events take clock_timestamp(), not now(): the two events of a created orchestration are
@@ -152,14 +159,12 @@ parse(int argc, char **argv, struct event_args *a)
     a->order_id = argv[optind];
     a->stage = transition_stage_parse(stage);
     a->status = transition_status_parse(status);
-    if (a->stage == STAGE_INVALID) {
-        fprintf(stderr, "recovery-worker event: --stage must be one of payment, verification, "
-                        "loyalty_hold, fulfillment, completed\n");
+    if (a->stage == TRANSITION_STAGE_INVALID) {
+        fprintf(stderr, "recovery-worker event: --stage must be one of %s\n", STAGE_LIST + 2);
         return 64;
     }
-    if (a->status == STATUS_INVALID) {
-        fprintf(stderr, "recovery-worker event: --status must be one of not_started, "
-                        "in_progress, waiting, completed, failed\n");
+    if (a->status == TRANSITION_STATUS_INVALID) {
+        fprintf(stderr, "recovery-worker event: --status must be one of %s\n", STATUS_LIST + 2);
         return 64;
     }
     if (!json_object_arg("--metadata-patch", a->metadata_patch) ||
