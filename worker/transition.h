@@ -45,18 +45,19 @@ enum transition_status {
 };
 
 /* What happens to a timestamp column. The numbers are what the `event` statement
- * (worker/store_event.c) receives and matches on, so they are spelled out here, once. */
-#define TRANSITION_SETS(X)                                                                     \
-    X(KEEP, 0)        /* unchanged */                                                          \
-    X(NOW, 1)         /* now() */                                                              \
-    X(NOW_IF_NULL, 2) /* COALESCE(column, now()) */                                            \
-    X(NULL, 3)        /* NULL */                                                               \
-    X(GIVEN, 4)       /* the --next-action-at value (may be NULL) */
+ * (worker/store_event.c) receives and matches on, so they are spelled out here, once. X is
+ * called as X(name, number, args), args passed through for callers that need context. */
+#define TRANSITION_SETS(X, args)                                                               \
+    X(KEEP, 0, args)        /* unchanged */                                                    \
+    X(NOW, 1, args)         /* now() */                                                        \
+    X(NOW_IF_NULL, 2, args) /* COALESCE(column, now()) */                                      \
+    X(NULL, 3, args)        /* NULL */                                                         \
+    X(GIVEN, 4, args)       /* the --next-action-at value (may be NULL) */
 
-#define TRANSITION_SET_ENUMERATOR(name, number) TRANSITION_SET_##name = number,
+#define TRANSITION_SET_ENUMERATOR(name, number, args) TRANSITION_SET_##name = number,
 
 enum transition_set {
-    TRANSITION_SETS(TRANSITION_SET_ENUMERATOR)
+    TRANSITION_SETS(TRANSITION_SET_ENUMERATOR, ~)
 };
 
 struct transition_result {
