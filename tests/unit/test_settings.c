@@ -143,7 +143,7 @@ test_settings_defaults_without_file_or_environment(void **state)
     assert_int_equal(s->backoff_max_ms, 2 * 3600000LL);
     assert_int_equal(s->max_prompts, 3);
     assert_int_equal(s->concurrency, 4);
-    assert_int_equal(s->on_unknown_delivery, UNKNOWN_DELIVERY_RESEND);
+    assert_int_equal(s->on_unknown_delivery, SETTINGS_UNKNOWN_DELIVERY_RESEND);
     assert_int_equal(s->schedule_interval_ms, 30 * 60000);
     assert_int_equal(s->schedule_jitter_ms, 60000);
     assert_string_equal(s->resume_url, "http://localhost:3000/checkout");
