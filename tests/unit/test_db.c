@@ -2,11 +2,7 @@
  * attempts are configuration mistakes (exit 78, no retry) and which may pass (exit 69, retried),
  * on libpq 15's and the server's own message texts; and that a connection string that does
  * not parse is reported without its password. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "support.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -149,7 +145,7 @@ test_db_connection_string_that_does_not_parse_never_shows_the_password(void **st
         err_clear(&e);
         assert_null(db_connect(&opt, &e));
         assert_int_equal(e.code, ERR_CONFIG);
-        assert_non_null(strstr(e.msg, "database.url: "));
+        assert_string_contains(e.msg, "database.url: ");
         if (strstr(e.msg, "hunter2") != NULL || strstr(e.msg, "secret") != NULL)
             fail_msg("password in \"%s\"", e.msg);
     }

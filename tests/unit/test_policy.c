@@ -1,10 +1,6 @@
 /* Unit tests of the sweep's pure decisions (worker/policy.c). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 
-#include <cmocka.h>
+#include "support.h"
 
 #include "policy.h"
 
