@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "db.h"
+
 char *
 support_temp_dir(const char *name)
 {
@@ -133,6 +135,65 @@ support_assert_contains(const char *haystack, const char *needle, bool want, con
     print_error("%s %s \"%s\":\n--- %s\n%s\n---\n", expr, want ? "lacks" : "holds", needle, expr,
                 haystack);
     _fail(file, line);
+}
+
+char *
+support_pg_url(const char *name)
+{
+    const char *dir = getenv("RW_UNIT_PG_DIR");
+    if (dir == NULL || dir[0] == '\0') {
+        print_message("RW_UNIT_PG_DIR is not set: run through ctest, which starts PostgreSQL\n");
+        skip();
+    }
+    char *file = support_printf("%s/%s.url", dir, name);
+    char *url = support_read_file(file);
+    if (url == NULL) {
+        print_message("%s is missing: the unit_pg fixture did not start\n", file);
+        free(file);
+        skip();
+    }
+    free(file);
+    url[strcspn(url, "\r\n")] = '\0';
+    return url;
+}
+
+struct db *
+support_pg_connect(const char *name)
+{
+    char *url = support_pg_url(name);
+    struct db_options opt = {.conninfo = url, .connect_timeout_s = 10,
+                             .application_name = "unit-test"};
+    struct err e;
+    err_clear(&e);
+    struct db *db = db_connect(&opt, &e);
+    free(url);
+    if (db == NULL)
+        fail_msg("connect to %s: %s", name, e.msg);
+    return db;
+}
+
+char *
+support_pg_value(struct db *db, const char *sql, int nparams, const char *const *params)
+{
+    struct db_res *r = NULL;
+    struct err e;
+    err_clear(&e);
+    if (db_exec(db, sql, nparams, params, &r, &e) != ERR_OK)
+        fail_msg("%s\n  failed: %s", sql, e.msg);
+    char *v = NULL;
+    if (r != NULL && db_res_rows(r) > 0 && db_res_cols(r) > 0 && !db_res_isnull(r, 0, 0))
+        v = strdup(db_res_get(r, 0, 0));
+    db_res_free(r);
+    return v;
+}
+
+void
+support_pg_script(struct db *db, const char *sql)
+{
+    struct err e;
+    err_clear(&e);
+    if (db_exec_script(db, sql, &e) != ERR_OK)
+        fail_msg("%s\n  failed: %s", sql, e.msg);
 }
 
 static long long clock_ms;

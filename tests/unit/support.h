@@ -1,7 +1,8 @@
 /* support: what the unit tests share: cmocka and the headers it needs before it, temporary
  * directories and files, output captured from a FILE *, string assertions that print both
- * strings, a clock the test moves, and a few small formatting helpers. Every helper fails
- * the running test (cmocka) instead of returning an error. */
+ * strings, a clock the test moves, the PostgreSQL of the pg-labelled tests, and a few small
+ * formatting helpers. Every helper fails the running test (cmocka) instead of returning an
+ * error. */
 #ifndef TESTS_UNIT_SUPPORT_H
 #define TESTS_UNIT_SUPPORT_H
 
@@ -67,6 +68,25 @@ long long support_clock_now(void);
 void support_clock_set(long long ms);
 /* Moves the clock on by ms: a sleep that takes no time (pace_set_sleep). */
 void support_clock_sleep(long long ms);
+
+/* ---- PostgreSQL (tests labelled pg) ----------------------------------------------------- */
+
+struct db;
+
+/* The URL of the fixture's database `name` ("store": migrated; "migrate": empty), read from
+ * $RW_UNIT_PG_DIR/<name>.url (new; free()). Skips the running test when there is none:
+ * run through ctest, which starts the cluster (tests/support/unit_pg.py). */
+char *support_pg_url(const char *name);
+
+/* A connection to that database (new: db_close), or the test is skipped as above. */
+struct db *support_pg_connect(const char *name);
+
+/* Runs sql with text parameters; fails the test on an error. Returns the first column of
+ * the first row (new; free()), NULL when there is no row or it is SQL NULL. */
+char *support_pg_value(struct db *db, const char *sql, int nparams, const char *const *params);
+
+/* Runs a script of statements without parameters; fails the test on an error. */
+void support_pg_script(struct db *db, const char *sql);
 
 /* ---- formatting ------------------------------------------------------------------------- */
 
