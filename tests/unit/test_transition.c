@@ -1,10 +1,6 @@
 /* Unit tests of the storefront's state machine (worker/transition.c). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 
-#include <cmocka.h>
+#include "support.h"
 
 #include <stdio.h>
 #include <string.h>
