@@ -35,6 +35,8 @@ struct db {
     PGconn *conn; /* NULL once dropped */
     char sqlstate[6];
     long long reply_timeout_ms;
+    const volatile sig_atomic_t *stop;
+    long long stop_reply_timeout_ms;
     /* SELECT set_config($1, $2, true), ...: the per-transaction settings */
     char *prelude_sql;
     char *prelude_params[DB_MAX_LOCAL];
@@ -284,6 +286,8 @@ db_connect(const struct db_options *opt, struct err *e)
             PQsetNoticeReceiver(conn, on_notice, NULL);
             db->conn = conn;
             db->reply_timeout_ms = opt->reply_timeout_ms;
+            db->stop = opt->stop;
+            db->stop_reply_timeout_ms = opt->stop_reply_timeout_ms;
             /* so a send never blocks on a full socket: wait_ready does the waiting */
             PQsetnonblocking(conn, 1);
             if (prelude_init(db, opt) != ERR_OK) {
@@ -424,11 +428,12 @@ usable(struct db *db, struct err *e)
                    "database: connection dropped after the database stopped answering");
 }
 
-/* Sends what is queued and waits until a result can be read without blocking, up to the
- * deadline (0: none). Wakes every quarter second to see whether a connection sharing
- * this one's fate gave up. */
+/* Sends what is queued and waits until a result can be read without blocking, up to
+ * *deadline (0: none), which a stop request brings forward (db_options.stop). Wakes every
+ * quarter second to see whether a connection sharing this one's fate gave up, or a stop
+ * was asked for. */
 static int
-wait_ready(struct db *db, long long deadline, struct err *e)
+wait_ready(struct db *db, long long *deadline, struct err *e)
 {
     for (;;) {
         int pending = PQflush(db->conn);
@@ -437,13 +442,24 @@ wait_ready(struct db *db, long long deadline, struct err *e)
         if (pending == 0 && !PQisBusy(db->conn))
             return ERR_OK;
         long long slice = 250;
-        if (deadline > 0) {
-            long long left = deadline - clock_mono_ms();
+        bool stopping = db->stop != NULL && *db->stop && db->stop_reply_timeout_ms > 0;
+        if (stopping) {
+            long long cap = clock_mono_ms() + db->stop_reply_timeout_ms;
+            if (*deadline == 0 || cap < *deadline)
+                *deadline = cap;
+        }
+        if (*deadline > 0) {
+            long long left = *deadline - clock_mono_ms();
             if (left <= 0) {
                 if (db->fate != NULL)
                     atomic_store(&db->fate->silent, 1);
                 drop(db);
                 db->sqlstate[0] = '\0';
+                if (stopping)
+                    return err_set(e, ERR_UNAVAILABLE,
+                                   "database: no reply within %lld ms of the stop request; "
+                                   "connection dropped",
+                                   db->stop_reply_timeout_ms);
                 return err_set(e, ERR_UNAVAILABLE,
                                "database: no reply within %lld ms; connection dropped",
                                db->reply_timeout_ms);
@@ -499,7 +515,7 @@ roundtrip(struct db *db, const struct query *q, int nq, int keep, PGresult **kep
     PGresult *mine = NULL;
     int idx = 0;
     for (;;) {
-        rc = wait_ready(db, deadline, e);
+        rc = wait_ready(db, &deadline, e);
         if (rc != ERR_OK)
             break;
         PGresult *r = PQgetResult(db->conn);
@@ -585,7 +601,7 @@ exec_simple(struct db *db, const char *sql, struct err *e)
         return lost(db, e);
     PGresult *failed = NULL;
     for (;;) {
-        rc = wait_ready(db, deadline, e);
+        rc = wait_ready(db, &deadline, e);
         if (rc != ERR_OK)
             break;
         PGresult *r = PQgetResult(db->conn);

@@ -5,6 +5,7 @@
 #ifndef COMMON_DB_H
 #define COMMON_DB_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -26,6 +27,11 @@ struct db_options {
      * connection is dropped and the call fails with ERR_UNAVAILABLE. Also the kernel's
      * tcp_user_timeout. 0 = no deadline. */
     long long reply_timeout_ms;
+    /* Once *stop is set (a stop was asked for), no reply is waited for longer than
+     * stop_reply_timeout_ms from the moment the wait saw it: a database that went silent
+     * cannot hold a stopping program beyond that. NULL or 0: reply_timeout_ms only. */
+    const volatile sig_atomic_t *stop;
+    long long stop_reply_timeout_ms;
     /* Settings made per transaction (set_config(name, value, true)), never for the session:
      * name, value, name, value, ..., NULL. Borrowed; copied at connect. */
     const char *const *local_settings;

@@ -46,6 +46,9 @@ connect_options(const struct settings *s)
         .application_name = "recovery-worker",
         .connect_timeout_s = (int)((s->database_connect_timeout_ms + 999) / 1000),
         .reply_timeout_ms = s->database_reply_timeout_ms,
+        /* after SIGTERM, a silent database holds nobody past the shutdown grace */
+        .stop = &cmd_stop_requested,
+        .stop_reply_timeout_ms = s->shutdown_grace_ms,
     };
     return opt;
 }
