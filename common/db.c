@@ -223,7 +223,7 @@ on_notice(void *arg, const PGresult *res)
     (void)arg;
     const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
     enum log_level level =
-        severity != NULL && strcmp(severity, "WARNING") == 0 ? LOG_WARN : LOG_DEBUG;
+        severity != NULL && strcmp(severity, "WARNING") == 0 ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG;
     if (!log_enabled(level))
         return;
     log_event(level, "database notice",

@@ -13,7 +13,7 @@
 
 #include "buf.h"
 
-static enum log_level current_level = LOG_INFO;
+static enum log_level current_level = LOG_LEVEL_INFO;
 static json_t *context;
 /* The context is read by every line and written between sweeps, while HTTP threads log. */
 static pthread_mutex_t context_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -29,7 +29,7 @@ log_level_parse(const char *s, enum log_level *out)
         }
     }
     if (strcasecmp(s, "warning") == 0) {
-        *out = LOG_WARN;
+        *out = LOG_LEVEL_WARN;
         return true;
     }
     return false;
@@ -39,13 +39,13 @@ const char *
 log_level_name(enum log_level level)
 {
     switch (level) {
-    case LOG_DEBUG:
+    case LOG_LEVEL_DEBUG:
         return "debug";
-    case LOG_INFO:
+    case LOG_LEVEL_INFO:
         return "info";
-    case LOG_WARN:
+    case LOG_LEVEL_WARN:
         return "warn";
-    case LOG_ERROR:
+    case LOG_LEVEL_ERROR:
         return "error";
     }
     return "info";

@@ -1663,7 +1663,7 @@ static void
 log_session(const struct session *s, const struct smtp_message *msgs, size_t n, long long elapsed,
             int rc)
 {
-    if (!log_enabled(LOG_DEBUG))
+    if (!log_enabled(LOG_LEVEL_DEBUG))
         return;
     int counts[SMTP_UNKNOWN + 1] = {0};
     for (size_t i = 0; i < n; i++)

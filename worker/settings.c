@@ -38,7 +38,8 @@ _Static_assert(SMTP_TLS_NONE == 0 && SMTP_TLS_STARTTLS == 1 && SMTP_TLS_IMPLICIT
                "tls_choices follows enum smtp_tls");
 _Static_assert(UNKNOWN_DELIVERY_SKIP == 0 && UNKNOWN_DELIVERY_RESEND == 1,
                "unknown_choices follows enum unknown_delivery_policy");
-_Static_assert(LOG_DEBUG == 0 && LOG_INFO == 1 && LOG_WARN == 2 && LOG_ERROR == 3,
+_Static_assert(LOG_LEVEL_DEBUG == 0 && LOG_LEVEL_INFO == 1 && LOG_LEVEL_WARN == 2 &&
+                   LOG_LEVEL_ERROR == 3,
                "level_choices follows enum log_level");
 
 static char *mask_url(const char *url);

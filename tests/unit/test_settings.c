@@ -155,7 +155,7 @@ test_settings_defaults_without_file_or_environment(void **state)
     assert_string_equal(s->metrics_job, "recovery-worker");
     assert_null(s->metrics_instance);
     assert_null(s->heartbeat_url);
-    assert_int_equal(s->log_level, LOG_INFO);
+    assert_int_equal(s->log_level, LOG_LEVEL_INFO);
     assert_string_equal(f->problems, "");
 }
 
@@ -296,7 +296,7 @@ test_settings_spec_variables_beat_the_file(void **state)
     assert_int_equal(load(f, NULL), ERR_OK);
     assert_string_equal(f->s.smtp_host, "file-relay");
     assert_int_equal(f->s.smtp_port, 25);
-    assert_int_equal(f->s.log_level, LOG_DEBUG);
+    assert_int_equal(f->s.log_level, LOG_LEVEL_DEBUG);
     assert_string_equal(f->s.database_url, "postgresql://worker@db/shop");
     assert_string_equal(config_origin(f->s.config, "smtp.port")->env, "SMTP_PORT");
 }
