@@ -129,7 +129,7 @@ cmd_migrate(const struct settings *s, int argc, char **argv)
             return 0;
         }
         fprintf(stderr, "usage: recovery-worker migrate\n");
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
     log_set_context("command", "migrate");
     struct err e;

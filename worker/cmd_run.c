@@ -101,7 +101,7 @@ cmd_run(const struct settings *s, int argc, char **argv)
             return 0;
         }
         fprintf(stderr, "usage: recovery-worker run\n");
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
     failpoint_init();
     log_set_context("command", "run");

@@ -94,7 +94,7 @@ parse(int argc, char **argv, const char **token, enum token_purpose *want)
             if (!token_purpose_parse(optarg, want)) {
                 fprintf(stderr, "recovery-worker verify-token: --purpose must be resume or "
                                 "unsubscribe\n");
-                return 64;
+                return err_exit_status(ERR_USAGE);
             }
             break;
         case 'h':
@@ -102,12 +102,12 @@ parse(int argc, char **argv, const char **token, enum token_purpose *want)
             return 0;
         default:
             usage(stderr);
-            return 64;
+            return err_exit_status(ERR_USAGE);
         }
     }
     if (optind != argc - 1) {
         fprintf(stderr, "recovery-worker verify-token: needs exactly one TOKEN (see --help)\n");
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
     *token = argv[optind];
     return -1;
@@ -124,7 +124,7 @@ cmd_verify_token(const struct settings *s, int argc, char **argv)
     if (s->resume_link_secret == NULL || s->resume_link_secret[0] == '\0') {
         fprintf(stderr, "recovery-worker verify-token: no key ring configured: set "
                         "RESUME_LINK_SECRET (or email.resume_link_secret)\n");
-        return 78;
+        return err_exit_status(ERR_CONFIG);
     }
     struct err e;
     err_clear(&e);
