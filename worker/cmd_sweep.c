@@ -136,7 +136,7 @@ cmd_sweep(const struct settings *s, int argc, char **argv)
     if (opt.dry_run_dir != NULL && !make_dry_run_dir(opt.dry_run_dir))
         return err_exit_status(ERR_USAGE);
 
-    failpoint_init();
+    failpoint_init(CMD_FAILPOINTS_ENV);
     cmd_catch_stop_signals();
     struct err e;
     err_clear(&e);
