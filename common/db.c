@@ -235,8 +235,13 @@ on_notice(void *arg, const PGresult *res)
 struct db *
 db_connect(const struct db_options *opt, struct err *e)
 {
+    const char *key = opt->conninfo_key != NULL ? opt->conninfo_key : "the connection string";
+    const char *env = opt->conninfo_env;
     if (opt->conninfo == NULL || opt->conninfo[0] == '\0') {
-        err_set(e, ERR_CONFIG, "database.url (DATABASE_URL) is not set");
+        if (env != NULL)
+            err_set(e, ERR_CONFIG, "%s (%s) is not set", key, env);
+        else
+            err_set(e, ERR_CONFIG, "%s is not set", key);
         return NULL;
     }
     char *errmsg = NULL;
@@ -247,7 +252,7 @@ db_connect(const struct db_options *opt, struct err *e)
         scrub_conninfo(line, opt->conninfo);
         /* the mistake of an env file written for a shell and read by podman or docker */
         bool quoted = strchr("\"'", opt->conninfo[0]) != NULL;
-        err_set(e, ERR_CONFIG, "database.url: %s%s", line,
+        err_set(e, ERR_CONFIG, "%s: %s%s", key, line,
                 quoted ? " (the value starts with a quote: an env file line is KEY=value, "
                          "without quotes)"
                        : "");
@@ -270,7 +275,7 @@ db_connect(const struct db_options *opt, struct err *e)
                           "keepalives_count", "tcp_user_timeout", "dbname", "application_name",
                           "fallback_application_name", "connect_timeout", NULL};
     const char *vals[] = {"1", "30", "10", "3", user_timeout, opt->conninfo,
-                          opt->application_name, "recovery-worker", timeout, NULL};
+                          opt->application_name, opt->application_name, timeout, NULL};
     int base = opt->retry_base_ms > 0 ? opt->retry_base_ms : 250;
     for (int attempt = 0;; attempt++) {
         PGconn *conn = PQconnectdbParams(keys, vals, 1);
@@ -306,8 +311,8 @@ db_connect(const struct db_options *opt, struct err *e)
         if (code == ERR_CONFIG) {
             err_set(e, ERR_CONFIG,
                     "cannot connect to the database: %s (a configuration problem: check "
-                    "DATABASE_URL, the files it names and the server's pg_hba.conf; not retried)",
-                    line);
+                    "%s, the files it names and the server's pg_hba.conf; not retried)",
+                    line, env != NULL ? env : key);
             return NULL;
         }
         if (attempt >= opt->connect_retries) {

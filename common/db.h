@@ -15,6 +15,11 @@ struct db_res;
 
 struct db_options {
     const char *conninfo;     /* libpq key/value string or URI; borrowed */
+    /* How messages name conninfo to the operator: the configuration key and the environment
+     * variable it comes from ("database.url", "DATABASE_URL"). Borrowed; either may be NULL
+     * ("the connection string" stands in for a missing key). */
+    const char *conninfo_key;
+    const char *conninfo_env;
     int connect_retries;      /* extra attempts after the first on a connection failure */
     int retry_base_ms;        /* first backoff, doubled each attempt, with jitter */
     const char *application_name;

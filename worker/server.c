@@ -113,6 +113,8 @@ connect_bounded(const struct server *srv, struct err *e)
     long long started = clock_mono_ms();
     struct db_options opt = {
         .conninfo = srv->s->database_url,
+        .conninfo_key = SETTINGS_DATABASE_URL_KEY,
+        .conninfo_env = SETTINGS_DATABASE_URL_ENV,
         .connect_retries = 0,
         .application_name = "recovery-worker-http",
         .connect_timeout_s = (int)((t + 999) / 1000),

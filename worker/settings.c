@@ -46,10 +46,10 @@ static char *mask_url(const char *url);
 
 static const struct config_key settings_table[] = {
     /* database */
-    {.path = "database.url",
+    {.path = SETTINGS_DATABASE_URL_KEY,
      .type = CONFIG_STRING,
      .offset = STR(database_url),
-     .env = "DATABASE_URL",
+     .env = SETTINGS_DATABASE_URL_ENV,
      .mask = log_mask_conninfo,
      .help = "libpq connection string or URI; needed by every command that uses the database"},
     {.path = "database.connect_retries",

@@ -107,6 +107,10 @@ struct settings {
     enum log_level log_level; /* LOG_LEVEL */
 };
 
+/* The key and variable of the database connection string, for messages about it. */
+#define SETTINGS_DATABASE_URL_KEY "database.url"
+#define SETTINGS_DATABASE_URL_ENV "DATABASE_URL"
+
 /* Where `serve` listens when http.listen is not set (`run` then serves nothing). */
 #define SETTINGS_HTTP_LISTEN_DEFAULT "127.0.0.1:8080"
 

@@ -144,7 +144,8 @@ test_db_connection_string_that_does_not_parse_never_shows_the_password(void **st
         "host=db.example password=hunter2 secret dbname=shop",
     };
     for (size_t i = 0; i < sizeof urls / sizeof *urls; i++) {
-        struct db_options opt = {.conninfo = urls[i], .connect_retries = 3};
+        struct db_options opt = {
+            .conninfo = urls[i], .conninfo_key = "database.url", .connect_retries = 3};
         struct err e;
         err_clear(&e);
         assert_null(db_connect(&opt, &e));
@@ -154,11 +155,29 @@ test_db_connection_string_that_does_not_parse_never_shows_the_password(void **st
             fail_msg("password in \"%s\"", e.msg);
     }
     /* without a password there is nothing to hide: libpq's words stay */
-    struct db_options opt = {.conninfo = "host=db.example dbnme=shop"};
+    struct db_options opt = {.conninfo = "host=db.example dbnme=shop",
+                             .conninfo_key = "database.url"};
     struct err e;
     err_clear(&e);
     assert_null(db_connect(&opt, &e));
     assert_string_equal(e.msg, "database.url: invalid connection option \"dbnme\"");
+}
+
+static void
+test_db_missing_connection_string_is_named_as_the_caller_names_it(void **state)
+{
+    (void)state;
+    struct db_options opt = {.conninfo = "", .conninfo_key = "database.url",
+                             .conninfo_env = "DATABASE_URL"};
+    struct err e;
+    err_clear(&e);
+    assert_null(db_connect(&opt, &e));
+    assert_int_equal(e.code, ERR_CONFIG);
+    assert_string_equal(e.msg, "database.url (DATABASE_URL) is not set");
+    struct db_options bare = {.conninfo = NULL};
+    err_clear(&e);
+    assert_null(db_connect(&bare, &e));
+    assert_string_equal(e.msg, "the connection string is not set");
 }
 
 int
@@ -170,6 +189,7 @@ main(void)
         cmocka_unit_test(test_db_a_server_asking_for_a_password_not_given_is_a_config_error),
         cmocka_unit_test(test_db_the_line_that_says_why_is_chosen_among_several_hosts),
         cmocka_unit_test(test_db_connection_string_that_does_not_parse_never_shows_the_password),
+        cmocka_unit_test(test_db_missing_connection_string_is_named_as_the_caller_names_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
