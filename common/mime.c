@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "enc.h"
+
 /* RFC 5322 §2.1.1: lines SHOULD be at most 78 characters, MUST be at most 998. */
 #define HDR_WIDTH 78
 #define LINE_MAX_OCTETS 998
@@ -368,27 +370,6 @@ hdr_try_words(struct hdr *h, const char *s, bool split)
     return ok;
 }
 
-/* Writes the base64 of s[0..n) to dst (room for 4 * ceil(n / 3) characters); returns the
- * number written. */
-static size_t
-base64_encode(char *dst, const unsigned char *s, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)s[i + 1] << 8;
-        if (i + 2 < n)
-            v |= s[i + 2];
-        dst[o++] = tab[(v >> 18) & 63];
-        dst[o++] = tab[(v >> 12) & 63];
-        dst[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-        dst[o++] = i + 2 < n ? tab[v & 63] : '=';
-    }
-    return o;
-}
-
 /* Octets an encoded word can carry if it goes on the current line after one space. */
 static size_t
 ew_budget(size_t col)
@@ -432,10 +413,10 @@ hdr_encoded(struct hdr *h, const char *s)
         if (i > 0 || ew_budget(h->col) < 4)
             hdr_fold(h);
         size_t take = ew_chunk(s + i, len - i, ew_budget(h->col));
-        char word[EW_OVERHEAD + EW_MAX_RAW / 3 * 4];
+        char word[EW_OVERHEAD + ENC_BASE64_SIZE(EW_MAX_RAW)];
         size_t n = sizeof EW_PREFIX - 1;
         memcpy(word, EW_PREFIX, n);
-        n += base64_encode(word + n, (const unsigned char *)s + i, take);
+        n += enc_base64(word + n, s + i, take, 0);
         memcpy(word + n, "?=", 2);
         hdr_word(h, word, n + 2);
         i += take;

@@ -4,7 +4,6 @@
 
 #include <limits.h>
 #include <stdio.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +11,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+
+#include "enc.h"
 
 #define VERSION_PREFIX "v1."
 #define MAC_B64_LEN 43 /* 32 bytes in unpadded base64url */
@@ -94,71 +95,6 @@ token_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_l
     if (HMAC(EVP_sha256(), k, (int)key_len, msg, msg_len, out, &out_len) == NULL)
         return false;
     return out_len == TOKEN_MAC_LEN;
-}
-
-static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static void
-b64url_encode(struct buf *out, const unsigned char *p, size_t n)
-{
-    char quad[4];
-    for (size_t i = 0; i < n; i += 3) {
-        size_t left = n - i;
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (left > 1)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (left > 2)
-            v |= p[i + 2];
-        quad[0] = B64URL[(v >> 18) & 63];
-        quad[1] = B64URL[(v >> 12) & 63];
-        quad[2] = B64URL[(v >> 6) & 63];
-        quad[3] = B64URL[v & 63];
-        buf_append(out, quad, left >= 3 ? 4 : left + 1);
-    }
-}
-
-static int
-b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-/* Decodes unpadded base64url into out (cap bytes). Refuses other characters, a length that
- * no encoding has (4k+1), and non-zero unused bits, so each byte string has one spelling. */
-static bool
-b64url_decode(const char *s, size_t n, unsigned char *out, size_t cap, size_t *out_len)
-{
-    if (n % 4 == 1 || (n / 4) * 3 + (n % 4 == 0 ? 0 : n % 4 - 1) > cap)
-        return false;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64url_value((unsigned char)s[i]);
-        if (v < 0)
-            return false;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0)
-        return false; /* leftover bits must be zero */
-    *out_len = o;
-    return true;
 }
 
 /* ---- key ring --------------------------------------------------------------------------- */
@@ -418,14 +354,14 @@ token_sign(const struct token_ring *r, const struct token_claims *c, struct buf 
     buf_puts(&t, VERSION_PREFIX);
     buf_puts(&t, k->kid);
     buf_putc(&t, '.');
-    b64url_encode(&t, (const unsigned char *)json, strlen(json));
+    enc_base64_put(&t, json, strlen(json), ENC_BASE64_URL);
     free(json);
     if (t.failed || !token_hmac_sha256(k->secret, k->len, t.data, t.len, mac)) {
         rc = err_set(e, ERR_INTERNAL, "token: cannot compute the signature");
         goto done;
     }
     buf_putc(&t, '.');
-    b64url_encode(&t, mac, sizeof mac);
+    enc_base64_put(&t, mac, sizeof mac, ENC_BASE64_URL);
     if (t.failed || !buf_append(out, t.data, t.len))
         rc = err_set(e, ERR_INTERNAL, "token: out of memory or too long");
 done:
@@ -530,9 +466,11 @@ verify(const struct token_ring *r, const char *token, time_t now, enum token_pur
     unsigned char mac[TOKEN_MAC_LEN];
     unsigned char payload[TOKEN_MAX];
     size_t mac_len = 0, payload_len = 0;
-    if (!b64url_decode(p.mac, p.mac_len, mac, sizeof mac, &mac_len) || mac_len != sizeof mac)
+    if (!enc_base64_decode(p.mac, p.mac_len, ENC_BASE64_URL, mac, sizeof mac, &mac_len) ||
+        mac_len != sizeof mac)
         return malformed(e, "signature is not base64url");
-    if (!b64url_decode(p.payload, p.payload_len, payload, sizeof payload, &payload_len))
+    if (!enc_base64_decode(p.payload, p.payload_len, ENC_BASE64_URL, payload, sizeof payload,
+                           &payload_len))
         return malformed(e, "payload is not base64url");
     st = check_mac(r, token, &p, mac, e);
     if (st != TOKEN_OK)

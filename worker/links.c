@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "enc.h"
 
 struct links {
     const struct settings *s; /* borrowed */
@@ -56,23 +57,6 @@ links_has_unsubscribe(const struct links *l)
     return l->s->unsubscribe_url != NULL && l->s->unsubscribe_url[0] != '\0';
 }
 
-/* RFC 3986 unreserved characters pass; everything else is %XX. */
-static void
-put_escaped(struct buf *out, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        bool unreserved = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-                          (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL;
-        if (unreserved) {
-            buf_putc(out, (char)*p);
-        } else {
-            char enc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            buf_append(out, enc, sizeof enc);
-        }
-    }
-}
-
 /* base with params added to its query: before any "#fragment", after '?' when the base has
  * no query yet, after '&' when it has one (nothing when it already ends in '?' or '&'). */
 static void
@@ -89,7 +73,7 @@ put_url(struct buf *out, const char *base, const struct param *params, size_t n)
             buf_putc(out, sep);
         buf_puts(out, params[i].name);
         buf_putc(out, '=');
-        put_escaped(out, params[i].value);
+        enc_percent_put(out, params[i].value);
         sep = '&';
     }
     buf_puts(out, base + head);
