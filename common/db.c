@@ -755,3 +755,72 @@ db_array_end(struct buf *b)
 {
     buf_putc(b, '}');
 }
+
+/* ---- masking --------------------------------------------------------------------------- */
+
+/* key=value strings mask each "password" value here; URIs go through log_mask_url, then a
+ * "password=" query parameter is masked as well. */
+char *
+db_mask_conninfo(const char *conninfo)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    if (conninfo == NULL)
+        return buf_steal(&b);
+    const char *scheme = strstr(conninfo, "://");
+    if (scheme != NULL && strncmp(conninfo, "postgres", 8) == 0) {
+        char *masked = log_mask_url(conninfo, 0);
+        if (masked == NULL)
+            return NULL;
+        /* password=... may also appear as a query parameter */
+        const char *rest = masked + (scheme + 3 - conninfo);
+        rest += strcspn(rest, "/?");
+        const char *q = strstr(rest, "password=");
+        if (q == NULL) {
+            buf_free(&b);
+            return masked;
+        }
+        buf_append(&b, masked, (size_t)(q - masked) + 9);
+        buf_puts(&b, "****");
+        buf_puts(&b, q + 9 + strcspn(q + 9, "&"));
+        free(masked);
+        return buf_steal(&b);
+    }
+    /* key=value form: values may be single-quoted with backslash escapes */
+    const char *p = conninfo;
+    while (*p != '\0') {
+        const char *k = strstr(p, "password");
+        if (k == NULL) {
+            buf_puts(&b, p);
+            break;
+        }
+        const char *v = k + 8;
+        while (*v == ' ')
+            v++;
+        bool is_key = (k == conninfo || k[-1] == ' ') && *v == '=';
+        if (!is_key) {
+            buf_append(&b, p, (size_t)(k + 8 - p));
+            p = k + 8;
+            continue;
+        }
+        v++;
+        buf_append(&b, p, (size_t)(v - p));
+        while (*v == ' ')
+            v++;
+        if (*v == '\'') {
+            v++;
+            while (*v != '\0' && *v != '\'') {
+                if (*v == '\\' && v[1] != '\0')
+                    v++;
+                v++;
+            }
+            if (*v == '\'')
+                v++;
+        } else {
+            v += strcspn(v, " ");
+        }
+        buf_puts(&b, "****");
+        p = v;
+    }
+    return buf_steal(&b);
+}

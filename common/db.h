@@ -105,6 +105,10 @@ void db_array_begin(struct buf *b);
 void db_array_add(struct buf *b, const char *value);
 void db_array_end(struct buf *b);
 
+/* Returns a copy of a libpq connection string (key=value or URI) with every password
+ * masked as "****" (new; free with free()). NULL only when out of memory. */
+char *db_mask_conninfo(const char *conninfo);
+
 /* The SQLSTATE of the last failed statement ("" if none). */
 const char *db_last_sqlstate(const struct db *db);
 

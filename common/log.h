@@ -31,8 +31,16 @@ void log_event(enum log_level level, const char *msg, json_t *fields);
 #define log_warn(msg, fields) log_event(LOG_LEVEL_WARN, (msg), (fields))
 #define log_error(msg, fields) log_event(LOG_LEVEL_ERROR, (msg), (fields))
 
-/* Returns a copy of a libpq connection string or URI with any password masked
- * (new; free with free()). Never NULL unless out of memory. */
-char *log_mask_conninfo(const char *conninfo);
+/* Flags of log_mask_url. With none, only the password of the userinfo is masked:
+ * "scheme://user:****@host/path?query#fragment". */
+#define LOG_MASK_USERINFO 1u /* the whole userinfo, user name included, becomes "***@" */
+#define LOG_MASK_QUERY 2u    /* the query becomes "?***", and the fragment is dropped */
+#define LOG_MASK_PATH 4u     /* the path and all after it become a slash and three stars */
+
+/* Returns a copy of url fit for a log line or a printed setting, masked as flags say (new;
+ * free with free()). The userinfo is whatever precedes the last '@' before the first '/' or
+ * '?' after "scheme://" (or from the start, without a scheme), so a raw '#' or ':' in a
+ * password is still hidden. NULL when url is NULL or out of memory. */
+char *log_mask_url(const char *url, unsigned flags);
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "db.h"
 #include "httpd.h"
 #include "mime.h"
 #include "token.h"
@@ -50,7 +51,7 @@ static const struct config_key settings_table[] = {
      .type = CONFIG_STRING,
      .offset = STR(database_url),
      .env = SETTINGS_DATABASE_URL_ENV,
-     .mask = log_mask_conninfo,
+     .mask = db_mask_conninfo,
      .help = "libpq connection string or URI; needed by every command that uses the database"},
     {.path = "database.connect_retries",
      .type = CONFIG_INT,
@@ -441,30 +442,7 @@ settings_keys(void)
 static char *
 mask_url(const char *url)
 {
-    char *copy = strdup(url);
-    if (copy == NULL)
-        return NULL;
-    char *auth = strstr(copy, "://");
-    if (auth == NULL)
-        return copy;
-    auth += 3;
-    size_t hostpart = strcspn(auth, "/?#");
-    char *at = NULL;
-    for (char *p = auth; p < auth + hostpart; p++)
-        if (*p == '@')
-            at = p;
-    char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-    if (colon == NULL)
-        return copy;
-    size_t head = (size_t)(colon + 1 - copy);
-    char *out = malloc(head + 4 + strlen(at) + 1);
-    if (out != NULL) {
-        memcpy(out, copy, head);
-        memcpy(out + head, "****", 4);
-        strcpy(out + head + 4, at);
-    }
-    free(copy);
-    return out;
+    return log_mask_url(url, 0);
 }
 
 static bool

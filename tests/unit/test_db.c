@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "db.h"
@@ -180,6 +181,32 @@ test_db_missing_connection_string_is_named_as_the_caller_names_it(void **state)
     assert_string_equal(e.msg, "the connection string is not set");
 }
 
+static void
+assert_conninfo_masked(const char *conninfo, const char *expected)
+{
+    char *got = db_mask_conninfo(conninfo);
+    assert_non_null(got);
+    assert_string_equal(got, expected);
+    free(got);
+}
+
+static void
+test_db_mask_conninfo_hides_passwords_in_both_syntaxes(void **state)
+{
+    (void)state;
+    assert_conninfo_masked("postgresql://worker:hunter2@db.example:5432/shop?sslmode=require",
+                           "postgresql://worker:****@db.example:5432/shop?sslmode=require");
+    assert_conninfo_masked("postgres://worker@db.example/shop?password=hunter2&sslmode=require",
+                           "postgres://worker@db.example/shop?password=****&sslmode=require");
+    assert_conninfo_masked("postgresql://db.example/shop", "postgresql://db.example/shop");
+    assert_conninfo_masked("host=db password=hunter2 dbname=shop",
+                           "host=db password=**** dbname=shop");
+    assert_conninfo_masked("host=db password = 'a b\\' c' dbname=shop",
+                           "host=db password =**** dbname=shop");
+    assert_conninfo_masked("host=db mypassword=x", "host=db mypassword=x");
+    assert_conninfo_masked("", "");
+}
+
 int
 main(void)
 {
@@ -190,6 +217,7 @@ main(void)
         cmocka_unit_test(test_db_the_line_that_says_why_is_chosen_among_several_hosts),
         cmocka_unit_test(test_db_connection_string_that_does_not_parse_never_shows_the_password),
         cmocka_unit_test(test_db_missing_connection_string_is_named_as_the_caller_names_it),
+        cmocka_unit_test(test_db_mask_conninfo_hides_passwords_in_both_syntaxes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
