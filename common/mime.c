@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "addr.h"
 #include "enc.h"
 
 /* RFC 5322 §2.1.1: lines SHOULD be at most 78 characters, MUST be at most 998. */
@@ -31,7 +32,6 @@
 
 #define MESSAGE_ID_MAX 250
 #define ADDR_MAX 254
-#define LOCAL_PART_MAX 64
 
 static const char REPLACEMENT[] = "\xEF\xBF\xBD"; /* U+FFFD */
 
@@ -214,12 +214,6 @@ is_atext(unsigned char c)
     return c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
 }
 
-static bool
-is_ldh(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
-}
-
 /* s[0..len) is dot-atom-text whose characters satisfy ok: no empty atom, so no leading,
  * trailing or doubled dot. */
 static bool
@@ -237,21 +231,6 @@ dot_atom_ok(const char *s, size_t len, bool (*ok)(unsigned char))
         }
     }
     return true;
-}
-
-bool
-mime_address_valid(const char *addr)
-{
-    if (addr == NULL)
-        return false;
-    size_t len = strlen(addr);
-    const char *at = strchr(addr, '@');
-    if (len > ADDR_MAX || at == NULL || strchr(at + 1, '@') != NULL)
-        return false;
-    size_t local = (size_t)(at - addr);
-    if (local > LOCAL_PART_MAX || !dot_atom_ok(addr, local, is_atext))
-        return false;
-    return dot_atom_ok(at + 1, len - local - 1, is_ldh);
 }
 
 bool
@@ -495,7 +474,7 @@ mime_header_text(struct buf *out, const char *name, const char *value)
 bool
 mime_header_address(struct buf *out, const char *name, const char *display, const char *addr)
 {
-    if (!mime_address_valid(addr))
+    if (!addr_valid(addr, 0))
         return false;
     struct buf clean;
     buf_init(&clean, 0);
@@ -659,9 +638,9 @@ make_boundary(char *out, size_t size, const char *message_id)
 static int
 check_message(const struct mime_message *m, struct err *e)
 {
-    if (!mime_address_valid(m->from_addr))
+    if (!addr_valid(m->from_addr, 0))
         return err_set(e, ERR_DATA, "mime: sender address is not an acceptable mailbox");
-    if (!mime_address_valid(m->to_addr))
+    if (!addr_valid(m->to_addr, 0))
         return err_set(e, ERR_DATA, "mime: recipient address is not an acceptable mailbox");
     if (!mime_message_id_valid(m->message_id))
         return err_set(e, ERR_DATA, "mime: message id is not an acceptable id-left@id-right");
