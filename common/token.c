@@ -1,4 +1,4 @@
-/* token: v1 link tokens, base64url(JSON) signed with HMAC-SHA256 under a rotating key ring
+/* token: v1 tokens, base64url(JSON object) signed with HMAC-SHA256 under a rotating key ring
  * (format in token.h). */
 #include "token.h"
 
@@ -16,7 +16,6 @@
 
 #define VERSION_PREFIX "v1."
 #define MAC_B64_LEN 43 /* 32 bytes in unpadded base64url */
-#define PAYLOAD_MEMBERS 6
 
 struct token_key {
     char kid[TOKEN_KID_MAX + 1];
@@ -31,7 +30,7 @@ struct token_ring {
 
 /* ---- names ------------------------------------------------------------------------------ */
 
-/* Switches without default, so -Wswitch flags a new value with no name. */
+/* A switch without default, so -Wswitch flags a new value with no name. */
 const char *
 token_status_str(enum token_status status)
 {
@@ -44,40 +43,8 @@ token_status_str(enum token_status status)
         return "unknown_key";
     case TOKEN_BAD_SIGNATURE:
         return "bad_signature";
-    case TOKEN_EXPIRED:
-        return "expired";
-    case TOKEN_WRONG_PURPOSE:
-        return "wrong_purpose";
     }
     return "malformed";
-}
-
-const char *
-token_purpose_str(enum token_purpose purpose)
-{
-    switch (purpose) {
-    case TOKEN_PURPOSE_ANY:
-        return "any";
-    case TOKEN_PURPOSE_RESUME:
-        return "resume";
-    case TOKEN_PURPOSE_UNSUBSCRIBE:
-        return "unsubscribe";
-    }
-    return "any";
-}
-
-bool
-token_purpose_parse(const char *s, enum token_purpose *out)
-{
-    if (s == NULL)
-        return false;
-    if (strcmp(s, "resume") == 0)
-        *out = TOKEN_PURPOSE_RESUME;
-    else if (strcmp(s, "unsubscribe") == 0)
-        *out = TOKEN_PURPOSE_UNSUBSCRIBE;
-    else
-        return false;
-    return true;
 }
 
 /* ---- primitives ------------------------------------------------------------------------- */
@@ -248,104 +215,19 @@ token_ring_kid(const struct token_ring *r, size_t i)
     return r != NULL && i < r->n ? r->key[i].kid : NULL;
 }
 
-/* ---- claims ----------------------------------------------------------------------------- */
-
-static bool
-field_valid(const char *s)
-{
-    size_t n = strnlen(s, TOKEN_FIELD_MAX + 1);
-    if (n == 0 || n > TOKEN_FIELD_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7E)
-            return false;
-    return true;
-}
-
-static bool
-times_valid(long long iat, long long exp)
-{
-    return iat >= 0 && iat <= exp && exp <= TOKEN_EXP_MAX;
-}
-
-static int
-claims_check(const struct token_claims *c, struct err *e)
-{
-    if (c->purpose != TOKEN_PURPOSE_RESUME && c->purpose != TOKEN_PURPOSE_UNSUBSCRIBE)
-        return err_set(e, ERR_DATA, "token: purpose must be resume or unsubscribe");
-    if (!field_valid(c->order_id) || !field_valid(c->orchestration_id) || !field_valid(c->stage))
-        return err_set(e, ERR_DATA,
-                       "token: order, orchestration and stage must be 1 to %d "
-                       "printable ASCII characters",
-                       TOKEN_FIELD_MAX);
-    if (!times_valid(c->issued_at, c->expires_at))
-        return err_set(e, ERR_DATA, "token: times out of range (iat %lld, exp %lld)", c->issued_at,
-                       c->expires_at);
-    return ERR_OK;
-}
-
-/* The payload JSON, members in the documented order, no whitespace (new; free()). */
-static char *
-payload_json(const struct token_claims *c)
-{
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "purpose", token_purpose_str(c->purpose),
-                          "order", c->order_id, "orch", c->orchestration_id, "stage", c->stage,
-                          "iat", (json_int_t)c->issued_at, "exp", (json_int_t)c->expires_at);
-    if (o == NULL)
-        return NULL;
-    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    return text;
-}
-
-static bool
-copy_field(json_t *o, const char *name, char dst[TOKEN_FIELD_MAX + 1])
-{
-    const char *s = json_string_value(json_object_get(o, name));
-    if (s == NULL || !field_valid(s))
-        return false;
-    memcpy(dst, s, strlen(s) + 1);
-    return true;
-}
-
-static bool
-copy_time(json_t *o, const char *name, long long *dst)
-{
-    json_t *v = json_object_get(o, name);
-    if (!json_is_integer(v))
-        return false;
-    *dst = json_integer_value(v);
-    return true;
-}
-
-/* Reads an authenticated payload into c (whose kid is already set). */
-static bool
-claims_from_json(const unsigned char *data, size_t n, struct token_claims *c)
-{
-    json_error_t jerr;
-    json_t *o = json_loadb((const char *)data, n, JSON_REJECT_DUPLICATES, &jerr);
-    bool ok = json_is_object(o) && json_object_size(o) == PAYLOAD_MEMBERS &&
-              token_purpose_parse(json_string_value(json_object_get(o, "purpose")), &c->purpose) &&
-              copy_field(o, "order", c->order_id) && copy_field(o, "orch", c->orchestration_id) &&
-              copy_field(o, "stage", c->stage) && copy_time(o, "iat", &c->issued_at) &&
-              copy_time(o, "exp", &c->expires_at) && times_valid(c->issued_at, c->expires_at);
-    json_decref(o);
-    return ok;
-}
-
 /* ---- sign ------------------------------------------------------------------------------- */
 
 int
-token_sign(const struct token_ring *r, const struct token_claims *c, struct buf *out, struct err *e)
+token_sign(const struct token_ring *r, const json_t *claims, struct buf *out, struct err *e)
 {
     if (r == NULL || r->n == 0)
         return err_set(e, ERR_INTERNAL, "token: no key to sign with");
-    int rc = claims_check(c, e);
-    if (rc != ERR_OK)
-        return rc;
-    char *json = payload_json(c);
+    if (!json_is_object(claims))
+        return err_set(e, ERR_DATA, "token: the claims must be a JSON object");
+    char *json = json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (json == NULL)
         return err_set(e, ERR_INTERNAL, "token: out of memory");
+    int rc = ERR_OK;
 
     const struct token_key *k = &r->key[0];
     unsigned char mac[TOKEN_MAC_LEN];
@@ -441,23 +323,8 @@ check_mac(const struct token_ring *r, const char *token, const struct split *p,
 }
 
 static enum token_status
-check_claims(const struct token_claims *c, time_t now, enum token_purpose want, struct err *e)
-{
-    if ((long long)now >= c->expires_at) {
-        err_set(e, ERR_DATA, "token expired %lld seconds ago", (long long)now - c->expires_at);
-        return TOKEN_EXPIRED;
-    }
-    if (want != TOKEN_PURPOSE_ANY && c->purpose != want) {
-        err_set(e, ERR_DATA, "token is for %s, not %s", token_purpose_str(c->purpose),
-                token_purpose_str(want));
-        return TOKEN_WRONG_PURPOSE;
-    }
-    return TOKEN_OK;
-}
-
-static enum token_status
-verify(const struct token_ring *r, const char *token, time_t now, enum token_purpose want,
-       struct token_claims *c, struct err *e)
+verify(const struct token_ring *r, const char *token, json_t **claims,
+       char kid[TOKEN_KID_MAX + 1], struct err *e)
 {
     struct split p;
     enum token_status st = split_token(token, &p, e);
@@ -475,26 +342,30 @@ verify(const struct token_ring *r, const char *token, time_t now, enum token_pur
     st = check_mac(r, token, &p, mac, e);
     if (st != TOKEN_OK)
         return st;
-    memcpy(c->kid, p.kid, p.kid_len);
-    c->kid[p.kid_len] = '\0';
-    if (!claims_from_json(payload, payload_len, c))
-        return malformed(e, "signed payload is not the v1 JSON object");
-    return check_claims(c, now, want, e);
+    json_error_t jerr;
+    json_t *o = json_loadb((const char *)payload, payload_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return malformed(e, "signed payload is not a JSON object");
+    }
+    memcpy(kid, p.kid, p.kid_len);
+    kid[p.kid_len] = '\0';
+    *claims = o;
+    return TOKEN_OK;
 }
 
 enum token_status
-token_verify(const struct token_ring *r, const char *token, time_t now, enum token_purpose want,
-             struct token_claims *out, struct err *e)
+token_verify(const struct token_ring *r, const char *token, json_t **claims,
+             char kid[TOKEN_KID_MAX + 1], struct err *e)
 {
-    struct token_claims c;
-    memset(&c, 0, sizeof c);
-    enum token_status st = verify(r, token, now, want, &c, e);
-    bool authentic = st == TOKEN_OK || st == TOKEN_EXPIRED || st == TOKEN_WRONG_PURPOSE;
-    if (out != NULL) {
-        if (authentic)
-            *out = c;
-        else
-            memset(out, 0, sizeof *out);
-    }
+    json_t *o = NULL;
+    char k[TOKEN_KID_MAX + 1] = "";
+    enum token_status st = verify(r, token, &o, k, e);
+    if (claims != NULL)
+        *claims = o;
+    else
+        json_decref(o);
+    if (kid != NULL)
+        memcpy(kid, k, sizeof k);
     return st;
 }

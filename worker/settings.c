@@ -512,19 +512,26 @@ check_link_url(struct config *c, const char *key, const char *url, size_t max)
     }
 }
 
-/* The key ring parses (each secret long enough, kids valid and unique), and an unsubscribe
- * link is never unsigned: anyone could then opt out any member by editing the URL. */
+/* The key ring, parsed here once for every command: each secret long enough, kids valid and
+ * unique. */
+static void
+parse_link_keys(struct config *c, struct settings *s)
+{
+    s->link_keys = NULL;
+    if (!is_set(s->resume_link_secret))
+        return;
+    struct err e;
+    err_clear(&e);
+    if (token_ring_parse(s->resume_link_secret, &s->link_keys, &e) != ERR_OK)
+        config_problem(c, "email.resume_link_secret", "%s", e.msg);
+}
+
+/* An unsubscribe link is never unsigned: anyone could then opt out any member by editing
+ * the URL. */
 static void
 check_link_keys(struct config *c, const struct settings *s)
 {
-    if (is_set(s->resume_link_secret)) {
-        struct token_ring *ring = NULL;
-        struct err e;
-        err_clear(&e);
-        if (token_ring_parse(s->resume_link_secret, &ring, &e) != ERR_OK)
-            config_problem(c, "email.resume_link_secret", "%s", e.msg);
-        token_ring_free(ring);
-    } else if (is_set(s->unsubscribe_url)) {
+    if (!is_set(s->resume_link_secret) && is_set(s->unsubscribe_url)) {
         config_problem(c, "email.unsubscribe_url",
                        "needs email.resume_link_secret (RESUME_LINK_SECRET) to sign its token");
     }
@@ -604,10 +611,12 @@ parse_rate(const char *text, double *out)
     return true;
 }
 
-/* Values derived from others: the quiet hours as minutes of the day, the send rate. */
+/* Values derived from others: the quiet hours as minutes of the day, the send rate, the
+ * key ring. */
 static void
 derive(struct config *c, struct settings *s)
 {
+    parse_link_keys(c, s);
     s->smtp_max_rate = 0;
     if (is_set(s->smtp_max_rate_text) && !parse_rate(s->smtp_max_rate_text, &s->smtp_max_rate))
         config_problem(c, "smtp.max_rate",
@@ -757,6 +766,7 @@ settings_free(struct settings *s)
         return;
     config_free_values(settings_table, s);
     config_free(s->config);
+    token_ring_free(s->link_keys);
     free(s->config_path);
     memset(s, 0, sizeof *s);
 }

@@ -12,6 +12,7 @@
 
 struct config;
 struct config_key;
+struct token_ring;
 
 /* Which of the member's notification preferences must allow a prompt (email.consent). */
 enum consent_basis {
@@ -88,6 +89,8 @@ struct settings {
     char *templates_dir;      /* optional override directory */
     char *resume_link_secret; /* RESUME_LINK_SECRET, optional: a key ring "kid:secret,..."
                                * (the first signs) or one secret (kid k1); see token.h */
+    struct token_ring *link_keys; /* parsed from resume_link_secret, once (owned); NULL when
+                                   * it is not set */
     long long resume_link_ttl_ms;
     long long unsubscribe_link_ttl_ms;
 

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "settings.h"
+#include "token.h"
 
 #define SHIPPED SOURCE_DIR "/worker.yaml"
 
@@ -590,6 +591,19 @@ test_settings_short_resume_link_secret_is_refused(void **state)
     assert_null(strstr(f->problems, "short"));
 }
 
+static void
+test_settings_key_ring_is_parsed_once_at_load(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(load(f, NULL), ERR_OK);
+    assert_null(f->s.link_keys);
+    setenv("RESUME_LINK_SECRET",
+           "k2:0123456789abcdef0123456789abcdef,k1:fedcba9876543210fedcba9876543210", 1);
+    assert_int_equal(load(f, NULL), ERR_OK);
+    assert_int_equal(token_ring_count(f->s.link_keys), 2);
+    assert_string_equal(token_ring_kid(f->s.link_keys, 0), "k2");
+}
+
 /* A zoneinfo of our own under the fixture's directory: a zone, a file that is not one, a
  * directory, and a zone outside it that only ".." or an absolute path would reach. */
 static void
@@ -710,6 +724,7 @@ main(void)
         T(test_settings_every_problem_is_reported_at_once),
         T(test_settings_print_never_shows_a_secret),
         T(test_settings_short_resume_link_secret_is_refused),
+        T(test_settings_key_ring_is_parsed_once_at_load),
         T(test_settings_quiet_hours_zone_must_be_a_zone_of_the_system),
         T(test_settings_default_zone_needs_the_system_zoneinfo),
         T(test_settings_free_is_safe_twice),
