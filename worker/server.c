@@ -93,11 +93,11 @@ static enum policy_consent
 basis_of(enum consent_basis c)
 {
     switch (c) {
-    case CONSENT_ORDER_UPDATES:
+    case SETTINGS_CONSENT_ORDER_UPDATES:
         return POLICY_CONSENT_ORDER_UPDATES;
-    case CONSENT_MARKETING:
+    case SETTINGS_CONSENT_MARKETING:
         return POLICY_CONSENT_MARKETING;
-    case CONSENT_BOTH:
+    case SETTINGS_CONSENT_BOTH:
         return POLICY_CONSENT_BOTH;
     }
     return POLICY_CONSENT_ORDER_UPDATES;

@@ -30,15 +30,13 @@
 
 /* In enum order: the index stored is the enum value. */
 static const char *const tls_choices[] = {"none", "starttls", "tls", NULL};
-static const char *const unknown_choices[] = {"skip", "resend", NULL};
-static const char *const consent_choices[] = {"order_updates", "marketing_messages", "both",
-                                              NULL};
+#define CHOICE(name, label) label,
+static const char *const unknown_choices[] = {SETTINGS_UNKNOWN_DELIVERIES(CHOICE) NULL};
+static const char *const consent_choices[] = {SETTINGS_CONSENTS(CHOICE) NULL};
 static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
 
 _Static_assert(SMTP_TLS_NONE == 0 && SMTP_TLS_STARTTLS == 1 && SMTP_TLS_IMPLICIT == 2,
                "tls_choices follows enum smtp_tls");
-_Static_assert(UNKNOWN_DELIVERY_SKIP == 0 && UNKNOWN_DELIVERY_RESEND == 1,
-               "unknown_choices follows enum unknown_delivery_policy");
 _Static_assert(LOG_LEVEL_DEBUG == 0 && LOG_LEVEL_INFO == 1 && LOG_LEVEL_WARN == 2 &&
                    LOG_LEVEL_ERROR == 3,
                "level_choices follows enum log_level");
@@ -431,6 +429,13 @@ static const struct config_key settings_table[] = {
 
     {.path = NULL},
 };
+
+const char *
+settings_consent_name(enum consent_basis b)
+{
+    size_t n = sizeof consent_choices / sizeof consent_choices[0] - 1;
+    return (size_t)b < n ? consent_choices[b] : consent_choices[SETTINGS_CONSENT_ORDER_UPDATES];
+}
 
 const struct config_key *
 settings_keys(void)

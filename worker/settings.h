@@ -14,16 +14,29 @@ struct config;
 struct config_key;
 struct token_ring;
 
-/* Which of the member's notification preferences must allow a prompt (email.consent). */
+/* Which of the member's notification preferences must allow a prompt (email.consent): the
+ * enumerator and its label, which is both the configuration value and what
+ * store_ledger_begin() matches on. In enum order. */
+#define SETTINGS_CONSENTS(X)                                                                   \
+    X(ORDER_UPDATES, "order_updates")  /* as the storefront does (default true) */             \
+    X(MARKETING, "marketing_messages") /* opt-in (default false) */                            \
+    X(BOTH, "both")                    /* both */
+
+/* What to do with a message whose data was on the wire when a worker stopped
+ * (sweep.on_unknown_delivery). In enum order. */
+#define SETTINGS_UNKNOWN_DELIVERIES(X)                                                         \
+    X(SKIP, "skip")     /* do not resend; record that delivery is unknown */                   \
+    X(RESEND, "resend") /* resend with the same Message-ID (policy_resend_limit) */
+
+#define SETTINGS_CONSENT_ENUMERATOR(name, label) SETTINGS_CONSENT_##name,
+#define SETTINGS_UNKNOWN_DELIVERY_ENUMERATOR(name, label) SETTINGS_UNKNOWN_DELIVERY_##name,
+
 enum consent_basis {
-    CONSENT_ORDER_UPDATES = 0, /* as the storefront does: order_updates (default true) */
-    CONSENT_MARKETING,         /* marketing_messages (default false: opt-in) */
-    CONSENT_BOTH,              /* both */
+    SETTINGS_CONSENTS(SETTINGS_CONSENT_ENUMERATOR)
 };
 
 enum unknown_delivery_policy {
-    UNKNOWN_DELIVERY_SKIP = 0, /* do not resend; record that delivery is unknown */
-    UNKNOWN_DELIVERY_RESEND,   /* resend with the same Message-ID (policy_resend_limit) */
+    SETTINGS_UNKNOWN_DELIVERIES(SETTINGS_UNKNOWN_DELIVERY_ENUMERATOR)
 };
 
 /* Durations are milliseconds. Strings are owned by the struct (settings_free). An optional
@@ -136,6 +149,10 @@ void settings_print(const struct settings *s, FILE *out);
 
 /* Frees every string and the origins, and leaves s zeroed. NULL-safe. */
 void settings_free(struct settings *s);
+
+/* The label of a consent basis ("order_updates", ...); "order_updates" for a value out of
+ * range. Static. */
+const char *settings_consent_name(enum consent_basis b);
 
 /* The key table behind struct settings (static; ends with a row whose path is NULL). */
 const struct config_key *settings_keys(void);

@@ -85,28 +85,14 @@ static bool
 consents(const struct settings *s, const struct store_row *row)
 {
     switch (s->consent) {
-    case CONSENT_ORDER_UPDATES:
+    case SETTINGS_CONSENT_ORDER_UPDATES:
         return row->order_updates;
-    case CONSENT_MARKETING:
+    case SETTINGS_CONSENT_MARKETING:
         return row->marketing_messages;
-    case CONSENT_BOTH:
+    case SETTINGS_CONSENT_BOTH:
         return row->order_updates && row->marketing_messages;
     }
     return false;
-}
-
-static const char *
-consent_name(enum consent_basis b)
-{
-    switch (b) {
-    case CONSENT_ORDER_UPDATES:
-        return "order_updates";
-    case CONSENT_MARKETING:
-        return "marketing_messages";
-    case CONSENT_BOTH:
-        return "both";
-    }
-    return "order_updates";
 }
 
 static struct policy_facts
@@ -233,7 +219,7 @@ decide(struct ctx *c, const struct store_batch *b, struct item *items)
 {
     struct policy_rules rules = {
         .max_prompts = c->s->max_prompts,
-        .on_unknown = c->s->on_unknown_delivery == UNKNOWN_DELIVERY_RESEND
+        .on_unknown = c->s->on_unknown_delivery == SETTINGS_UNKNOWN_DELIVERY_RESEND
                           ? POLICY_UNKNOWN_RESEND
                           : POLICY_UNKNOWN_SKIP,
         .give_up_after_ms = c->s->give_up_after_ms,
@@ -418,7 +404,7 @@ payload_of(const struct ctx *c, const struct store_row *row, const struct item *
     if (f->stop)
         json_object_set_new(p, "nudgesStopped", json_true());
     if (it->action == POLICY_SEND || it->action == POLICY_OPT_OUT)
-        json_object_set_new(p, "consentBasis", json_string(consent_name(c->s->consent)));
+        json_object_set_new(p, "consentBasis", json_string(settings_consent_name(c->s->consent)));
     return p;
 }
 
@@ -579,13 +565,14 @@ batch_prepare(struct ctx *c, struct batch *bt, struct err *e)
         mids[k] = bt->items[i].message_id;
         k++;
     }
-    enum policy_unknown on_unknown = c->s->on_unknown_delivery == UNKNOWN_DELIVERY_RESEND
+    enum policy_unknown on_unknown = c->s->on_unknown_delivery == SETTINGS_UNKNOWN_DELIVERY_RESEND
                                          ? POLICY_UNKNOWN_RESEND
                                          : POLICY_UNKNOWN_SKIP;
     rc = store_ledger_begin(c->db, c->run_id, b, bt->idx, mids, bt->nsend,
                             policy_resend_limit("sending", on_unknown),
                             policy_resend_limit("unknown", on_unknown),
-                            consent_name(c->s->consent), c->s->member_min_interval_ms, ok, e);
+                            settings_consent_name(c->s->consent), c->s->member_min_interval_ms,
+                            ok, e);
     if (rc != ERR_OK)
         goto out;
     failpoint("after_ledger_begin");

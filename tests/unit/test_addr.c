@@ -1,13 +1,9 @@
 /* Unit tests for common/addr: the one email address check, with and without address
  * literals, and the host name and literal checks under it. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#include <cmocka.h>
+#include "support.h"
 
 #include "addr.h"
 

@@ -1,14 +1,10 @@
 /* Unit tests for common/enc: base64 in both forms against RFC 4648 §10, canonical decoding
  * only, and percent-encoding. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
+#include "support.h"
 
 #include "buf.h"
 #include "enc.h"

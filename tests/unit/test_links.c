@@ -1,15 +1,11 @@
 /* Unit tests for worker/links: resume and unsubscribe URLs with and without a key ring,
  * '?' versus '&', fragments, percent-encoding, the tokens they carry, and that the result
  * is accepted by the prompt as it is. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
+#include "support.h"
 
 #include "buf.h"
 #include "err.h"
@@ -205,7 +201,7 @@ test_links_values_are_percent_encoded(void **state)
     struct links_target t2 = {"A&B=C", ORCH, "payment"};
     buf_init(&b, 0);
     assert_int_equal(links_resume_url(l, &t2, (time_t)NOW, &b, &e), ERR_OK);
-    assert_non_null(strstr(buf_str(&b), "?order=A%26B%3DC&token=v1.k1."));
+    assert_string_contains(buf_str(&b), "?order=A%26B%3DC&token=v1.k1.");
     struct links_claims c = token_in(buf_str(&b), SECRET, LINKS_PURPOSE_RESUME);
     assert_string_equal(c.order_id, "A&B=C");
     buf_free(&b);
@@ -265,7 +261,7 @@ test_links_unsubscribe_url_carries_an_unsubscribe_token(void **state)
     char *url = unsubscribe(l);
     const char *prefix = "https://shop.example/unsubscribe?token=v1.k1.";
     assert_true(strncmp(url, prefix, strlen(prefix)) == 0);
-    assert_null(strstr(url, "order="));
+    assert_string_lacks(url, "order=");
     struct links_claims c = token_in(url, SECRET, LINKS_PURPOSE_UNSUBSCRIBE);
     assert_int_equal(c.purpose, LINKS_PURPOSE_UNSUBSCRIBE);
     assert_string_equal(c.order_id, ORDER);
@@ -304,7 +300,7 @@ test_links_unsubscribe_url_without_secret_is_config_error(void **state)
     struct err e = {0};
     buf_init(&b, 0);
     assert_int_equal(links_unsubscribe_url(l, &TARGET, (time_t)NOW, &b, &e), ERR_CONFIG);
-    assert_non_null(strstr(e.msg, "RESUME_LINK_SECRET"));
+    assert_string_contains(e.msg, "RESUME_LINK_SECRET");
     assert_int_equal(b.len, 0);
     buf_free(&b);
     links_free(l);
@@ -321,7 +317,7 @@ test_links_sign_with_the_first_key_of_the_ring(void **state)
                       "k2:" SECRET ",k1:" OLD_SECRET);
     struct links *l = links_ok(&s);
     char *url = resume(l);
-    assert_non_null(strstr(url, "&token=v1.k2."));
+    assert_string_contains(url, "&token=v1.k2.");
     /* verified by the full ring and by the new key alone, not by the old key alone */
     token_in(url, "k2:" SECRET ",k1:" OLD_SECRET, LINKS_PURPOSE_RESUME);
     token_in(url, "k2:" SECRET, LINKS_PURPOSE_RESUME);
@@ -377,7 +373,7 @@ test_links_are_accepted_by_the_prompt(void **state)
                "\r\nList-Unsubscribe: <%s>\r\n"
                "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
                u);
-    assert_non_null(strstr(buf_str(&msg), buf_str(&want)));
+    assert_string_contains(buf_str(&msg), buf_str(&want));
     buf_free(&want);
     buf_free(&msg);
     prompt_templates_free(t);

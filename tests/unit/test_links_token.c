@@ -1,15 +1,11 @@
 /* Unit tests for the link tokens of worker/links over common/token: a token computed
  * independently from the documented format, round trips, tampering, expiry, purpose, key
  * rotation, and malformed input that must be refused without a crash. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
+#include "support.h"
 
 #include "buf.h"
 #include "err.h"
@@ -102,22 +98,6 @@ forge(const char *kid, const char *secret, const char *payload)
     return buf_steal(&b);
 }
 
-/* A new string (free()) formatted like printf. */
-static char *__attribute__((format(printf, 1, 2))) fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(NULL, 0, f, ap);
-    va_end(ap);
-    assert_true(n >= 0);
-    char *out = malloc((size_t)n + 1);
-    assert_non_null(out);
-    va_start(ap, f);
-    vsnprintf(out, (size_t)n + 1, f, ap);
-    va_end(ap);
-    return out;
-}
-
 /* ---- the format ------------------------------------------------------------------------- */
 
 /* Computed with Python's hmac, hashlib, base64 and json from token.h and links.h alone. */
@@ -195,7 +175,7 @@ test_links_token_tampered_payload_is_bad_signature(void **state)
     other.order_id[0] = '6';
     char *t2 = sign_ok(r, &other);
     char *dot = strrchr(t2, '.');
-    char *spliced = fmt("%.*s%s", (int)(dot - t2), t2, strrchr(t, '.'));
+    char *spliced = support_printf("%.*s%s", (int)(dot - t2), t2, strrchr(t, '.'));
     assert_int_equal(verify(r, spliced, NOW, LINKS_PURPOSE_ANY, NULL), LINKS_BAD_SIGNATURE);
     /* one payload character changed */
     t[10] = t[10] == 'A' ? 'B' : 'A';
@@ -390,7 +370,7 @@ test_links_token_malformed_inputs_are_refused_without_a_crash(void **state)
     huge[(1 << 20) - 1] = '\0';
     char *cases[32];
     size_t n = 0;
-#define ADD(...) (cases[n++] = fmt(__VA_ARGS__))
+#define ADD(...) (cases[n++] = support_printf(__VA_ARGS__))
     ADD("%s", "");
     ADD("%s", "v1");
     ADD("%s", "v1.");
