@@ -16,6 +16,11 @@ struct db_res;
 
 struct db_options {
     const char *conninfo;     /* libpq key/value string or URI; borrowed */
+    /* How messages name conninfo to the operator: the configuration key and the environment
+     * variable it comes from ("database.url", "DATABASE_URL"). Borrowed; either may be NULL
+     * ("the connection string" stands in for a missing key). */
+    const char *conninfo_key;
+    const char *conninfo_env;
     int connect_retries;      /* extra attempts after the first on a connection failure */
     int retry_base_ms;        /* first backoff, doubled each attempt, with jitter */
     const char *application_name;
@@ -105,6 +110,10 @@ struct buf;
 void db_array_begin(struct buf *b);
 void db_array_add(struct buf *b, const char *value);
 void db_array_end(struct buf *b);
+
+/* Returns a copy of a libpq connection string (key=value or URI) with every password
+ * masked as "****" (new; free with free()). NULL only when out of memory. */
+char *db_mask_conninfo(const char *conninfo);
 
 /* The SQLSTATE of the last failed statement ("" if none). */
 const char *db_last_sqlstate(const struct db *db);

@@ -106,27 +106,27 @@ parse(int argc, char **argv, struct event_args *a)
             return 0;
         default:
             usage(stderr);
-            return 64;
+            return err_exit_status(ERR_USAGE);
         }
     }
     if (optind != argc - 1 || !cmd_is_uuid(argv[optind])) {
         fprintf(stderr, "recovery-worker event: needs exactly one ORDER_ID (a UUID)\n");
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
     a->order_id = argv[optind];
     a->stage = transition_stage_parse(stage);
     a->status = transition_status_parse(status);
     if (a->stage == TRANSITION_STAGE_INVALID) {
         fprintf(stderr, "recovery-worker event: --stage must be one of %s\n", STAGE_LIST + 2);
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
     if (a->status == TRANSITION_STATUS_INVALID) {
         fprintf(stderr, "recovery-worker event: --status must be one of %s\n", STATUS_LIST + 2);
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
     if (!json_object_arg("--metadata-patch", a->metadata_patch) ||
         !json_object_arg("--payload", a->payload))
-        return 64;
+        return err_exit_status(ERR_USAGE);
     return -1; /* go on */
 }
 
@@ -177,7 +177,7 @@ cmd_event(const struct settings *s, int argc, char **argv)
     int status = 0;
     if (rc == ERR_NOT_FOUND || rc == ERR_USAGE || rc == ERR_DATA) {
         fprintf(stderr, "recovery-worker event: %s\n", e.msg);
-        status = 64;
+        status = err_exit_status(ERR_USAGE);
     } else if (rc != ERR_OK) {
         status = cmd_fail("event failed", &e);
     } else {

@@ -23,7 +23,7 @@ cmd_print_status(struct db *db, const char *order_id)
         status = cmd_fail("status failed", &e);
     } else if (json == NULL) {
         fprintf(stderr, "recovery-worker: no checkout orchestration for order %s\n", order_id);
-        status = 64;
+        status = err_exit_status(ERR_USAGE);
     } else {
         json_error_t jerr;
         json_t *doc = json_loads(json, 0, &jerr);
@@ -46,7 +46,7 @@ cmd_status(const struct settings *s, int argc, char **argv)
     }
     if (argc != 2 || !cmd_is_uuid(argv[1])) {
         fprintf(stderr, "usage: recovery-worker status ORDER_ID (a UUID)\n");
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
     struct err e;
     err_clear(&e);
@@ -70,7 +70,7 @@ cmd_check_config(const struct settings *s, int argc, char **argv)
             return 0;
         }
         fprintf(stderr, "usage: recovery-worker check-config\n");
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
     /* the templates are configuration too: a bad one fails here, not at send time */
     struct err e;

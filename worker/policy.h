@@ -10,7 +10,7 @@
 struct policy_facts {
     bool order_found;
     bool has_user;
-    bool email_valid;     /* the member's address passed smtp_address_valid */
+    bool email_valid;     /* the member's address passed addr_valid (literals allowed) */
     bool opted_out;       /* the gating preference is false */
     bool has_member;      /* a loyalty member exists for the user */
     long pending_intents; /* pending, unexpired checkout intents */

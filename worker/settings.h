@@ -12,6 +12,7 @@
 
 struct config;
 struct config_key;
+struct token_ring;
 
 /* Which of the member's notification preferences must allow a prompt (email.consent): the
  * enumerator and its label, which is both the configuration value and what
@@ -101,6 +102,8 @@ struct settings {
     char *templates_dir;      /* optional override directory */
     char *resume_link_secret; /* RESUME_LINK_SECRET, optional: a key ring "kid:secret,..."
                                * (the first signs) or one secret (kid k1); see token.h */
+    struct token_ring *link_keys; /* parsed from resume_link_secret, once (owned); NULL when
+                                   * it is not set */
     long long resume_link_ttl_ms;
     long long unsubscribe_link_ttl_ms;
 
@@ -119,6 +122,10 @@ struct settings {
     /* log */
     enum log_level log_level; /* LOG_LEVEL */
 };
+
+/* The key and variable of the database connection string, for messages about it. */
+#define SETTINGS_DATABASE_URL_KEY "database.url"
+#define SETTINGS_DATABASE_URL_ENV "DATABASE_URL"
 
 /* Where `serve` listens when http.listen is not set (`run` then serves nothing). */
 #define SETTINGS_HTTP_LISTEN_DEFAULT "127.0.0.1:8080"

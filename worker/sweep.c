@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "buf.h"
 #include "clock.h"
 #include "failpoint.h"
@@ -102,7 +103,7 @@ facts_of(const struct ctx *c, const struct store_row *row)
     struct policy_facts f = {
         .order_found = row->order_id != NULL,
         .has_user = row->user_id != NULL && row->email != NULL,
-        .email_valid = row->email != NULL && smtp_address_valid(row->email),
+        .email_valid = row->email != NULL && addr_valid(row->email, ADDR_LITERAL),
         .opted_out = !consents(c->s, row),
         .has_member = row->has_member,
         .pending_intents = row->pending_intents,

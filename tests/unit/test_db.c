@@ -1,8 +1,9 @@
 /* test_db: what the libpq wrapper decides without a server: which failed connection
  * attempts are configuration mistakes (exit 78, no retry) and which may pass (exit 69, retried),
  * on libpq 15's and the server's own message texts; that a connection string that does not
- * parse, or names a server that is not there, is reported without its password; and the
- * array literals that batch statements take (db_array_*). */
+ * parse, or names a server that is not there, is reported without its password; how
+ * db_mask_conninfo masks passwords in both syntaxes; and the array literals that batch
+ * statements take (db_array_*). */
 #include "support.h"
 
 #include <fcntl.h>
@@ -145,7 +146,8 @@ test_db_connection_string_that_does_not_parse_never_shows_the_password(void **st
         "host=db.example password=hunter2 secret dbname=shop",
     };
     for (size_t i = 0; i < sizeof urls / sizeof *urls; i++) {
-        struct db_options opt = {.conninfo = urls[i], .connect_retries = 3};
+        struct db_options opt = {
+            .conninfo = urls[i], .conninfo_key = "database.url", .connect_retries = 3};
         struct err e;
         err_clear(&e);
         assert_null(db_connect(&opt, &e));
@@ -155,11 +157,96 @@ test_db_connection_string_that_does_not_parse_never_shows_the_password(void **st
             fail_msg("password in \"%s\"", e.msg);
     }
     /* without a password there is nothing to hide: libpq's words stay */
-    struct db_options opt = {.conninfo = "host=db.example dbnme=shop"};
+    struct db_options opt = {.conninfo = "host=db.example dbnme=shop",
+                             .conninfo_key = "database.url"};
     struct err e;
     err_clear(&e);
     assert_null(db_connect(&opt, &e));
     assert_string_equal(e.msg, "database.url: invalid connection option \"dbnme\"");
+}
+
+static void
+test_db_missing_connection_string_is_named_as_the_caller_names_it(void **state)
+{
+    (void)state;
+    struct db_options opt = {.conninfo = "", .conninfo_key = "database.url",
+                             .conninfo_env = "DATABASE_URL"};
+    struct err e;
+    err_clear(&e);
+    assert_null(db_connect(&opt, &e));
+    assert_int_equal(e.code, ERR_CONFIG);
+    assert_string_equal(e.msg, "database.url (DATABASE_URL) is not set");
+    struct db_options bare = {.conninfo = NULL};
+    err_clear(&e);
+    assert_null(db_connect(&bare, &e));
+    assert_string_equal(e.msg, "the connection string is not set");
+}
+
+static void
+assert_conninfo_masked(const char *conninfo, const char *expected)
+{
+    char *got = db_mask_conninfo(conninfo);
+    assert_non_null(got);
+    assert_string_equal(got, expected);
+    free(got);
+}
+
+static void
+test_db_mask_conninfo_hides_passwords_in_both_syntaxes(void **state)
+{
+    (void)state;
+    assert_conninfo_masked("postgresql://worker:hunter2@db.example:5432/shop?sslmode=require",
+                           "postgresql://worker:****@db.example:5432/shop?sslmode=require");
+    assert_conninfo_masked("postgres://worker@db.example/shop?password=hunter2&sslmode=require",
+                           "postgres://worker@db.example/shop?password=****&sslmode=require");
+    assert_conninfo_masked("postgresql://db.example/shop", "postgresql://db.example/shop");
+    assert_conninfo_masked("host=db password=hunter2 dbname=shop",
+                           "host=db password=**** dbname=shop");
+    assert_conninfo_masked("host=db password = 'a b\\' c' dbname=shop",
+                           "host=db password =**** dbname=shop");
+    assert_conninfo_masked("host=db mypassword=x", "host=db mypassword=x");
+    assert_conninfo_masked("", "");
+}
+
+static void
+test_db_mask_conninfo_hides_the_password_of_a_uri(void **state)
+{
+    (void)state;
+    assert_conninfo_masked("postgresql://worker:hunter2@db.example:5432/shop?sslmode=require",
+                           "postgresql://worker:****@db.example:5432/shop?sslmode=require");
+    assert_conninfo_masked("postgres://worker:p%40ss@db.example/shop",
+                           "postgres://worker:****@db.example/shop");
+    /* an '@' inside the password: the userinfo ends at the last one */
+    assert_conninfo_masked("postgresql://worker:a@b@db.example/shop",
+                           "postgresql://worker:****@db.example/shop");
+    assert_conninfo_masked(
+        "postgresql://db.example/shop?user=worker&password=hunter2&sslmode=require",
+        "postgresql://db.example/shop?user=worker&password=****&sslmode=require");
+    /* nothing to hide */
+    assert_conninfo_masked("postgresql://worker@db.example/shop",
+                           "postgresql://worker@db.example/shop");
+    assert_conninfo_masked("postgresql:///shop?host=/run/postgresql",
+                           "postgresql:///shop?host=/run/postgresql");
+}
+
+static void
+test_db_mask_conninfo_hides_the_password_of_a_keyword_string(void **state)
+{
+    (void)state;
+    assert_conninfo_masked("host=db.example password=hunter2 dbname=shop",
+                           "host=db.example password=**** dbname=shop");
+    assert_conninfo_masked("password=hunter2", "password=****");
+    assert_conninfo_masked("host=db password = hunter2 user=w", "host=db password =**** user=w");
+    /* a quoted value with spaces and escaped quotes goes whole */
+    assert_conninfo_masked("host=db password='a b\\' c' user=w", "host=db password=**** user=w");
+    /* keys that merely contain the word stay */
+    assert_conninfo_masked("host=db passfile=/etc/pgpass sslpassword=x dbname=shop",
+                           "host=db passfile=/etc/pgpass sslpassword=x dbname=shop");
+    assert_conninfo_masked("host=db dbname=password_reset", "host=db dbname=password_reset");
+    assert_conninfo_masked("", "");
+    char *none = db_mask_conninfo(NULL);
+    assert_string_equal(none, "");
+    free(none);
 }
 
 static void
@@ -168,7 +255,10 @@ test_db_without_a_connection_string_is_a_config_error_naming_the_variable(void *
     (void)state;
     static const char *const empty[] = {NULL, ""};
     for (size_t i = 0; i < 2; i++) {
-        struct db_options opt = {.conninfo = empty[i], .connect_retries = 5};
+        struct db_options opt = {.conninfo = empty[i],
+                                 .conninfo_key = "database.url",
+                                 .conninfo_env = "DATABASE_URL",
+                                 .connect_retries = 5};
         struct err e;
         err_clear(&e);
         assert_null(db_connect(&opt, &e));
@@ -308,6 +398,10 @@ main(void)
         cmocka_unit_test(test_db_a_server_asking_for_a_password_not_given_is_a_config_error),
         cmocka_unit_test(test_db_the_line_that_says_why_is_chosen_among_several_hosts),
         cmocka_unit_test(test_db_connection_string_that_does_not_parse_never_shows_the_password),
+        cmocka_unit_test(test_db_missing_connection_string_is_named_as_the_caller_names_it),
+        cmocka_unit_test(test_db_mask_conninfo_hides_passwords_in_both_syntaxes),
+        cmocka_unit_test(test_db_mask_conninfo_hides_the_password_of_a_uri),
+        cmocka_unit_test(test_db_mask_conninfo_hides_the_password_of_a_keyword_string),
         cmocka_unit_test(test_db_without_a_connection_string_is_a_config_error_naming_the_variable),
         cmocka_unit_test(test_db_closed_port_is_unavailable_after_the_retries_without_the_password),
         cmocka_unit_test(test_db_array_literal_quotes_each_value_and_separates_with_commas),

@@ -1,6 +1,8 @@
 /* test_log: common/log.c: level names and filtering, the shape of each JSON line (one line,
- * ts/level/msg first, then the context, then the caller's fields), and the masking of
- * passwords in connection strings. Lines are read back from stderr, redirected to a file. */
+ * ts/level/msg first, then the context, then the caller's fields), the URL masker in each of
+ * its forms (a printed setting, an HTTP error message, a heartbeat whose path is a secret),
+ * and that a masked URL or connection string logged never shows its password. Lines are read
+ * back from stderr, redirected to a file. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,7 @@
 
 #include "support.h"
 
+#include "db.h"
 #include "log.h"
 
 struct capture {
@@ -73,7 +76,7 @@ static int
 setup(void **state)
 {
     (void)state;
-    log_set_level(LOG_INFO);
+    log_set_level(LOG_LEVEL_INFO);
     log_clear_context();
     return 0;
 }
@@ -86,21 +89,21 @@ test_log_level_names_parse_in_any_case(void **state)
         const char *text;
         enum log_level level;
     } cases[] = {
-        {"debug", LOG_DEBUG}, {"INFO", LOG_INFO},    {"Warn", LOG_WARN},
-        {"warning", LOG_WARN}, {"error", LOG_ERROR}, {"ERROR", LOG_ERROR},
+        {"debug", LOG_LEVEL_DEBUG},  {"INFO", LOG_LEVEL_INFO},   {"Warn", LOG_LEVEL_WARN},
+        {"warning", LOG_LEVEL_WARN}, {"error", LOG_LEVEL_ERROR}, {"ERROR", LOG_LEVEL_ERROR},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        enum log_level got = LOG_ERROR;
+        enum log_level got = LOG_LEVEL_ERROR;
         if (!log_level_parse(cases[i].text, &got))
             fail_msg("\"%s\" refused", cases[i].text);
         assert_int_equal(got, cases[i].level);
     }
     static const char *const bad[] = {"", "verbose", "fatal", "info ", "3"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        enum log_level got = LOG_DEBUG;
+        enum log_level got = LOG_LEVEL_DEBUG;
         if (log_level_parse(bad[i], &got))
             fail_msg("\"%s\" accepted", bad[i]);
-        assert_int_equal(got, LOG_DEBUG); /* untouched */
+        assert_int_equal(got, LOG_LEVEL_DEBUG); /* untouched */
     }
 }
 
@@ -108,12 +111,12 @@ static void
 test_log_level_names_are_stable(void **state)
 {
     (void)state;
-    assert_string_equal(log_level_name(LOG_DEBUG), "debug");
-    assert_string_equal(log_level_name(LOG_INFO), "info");
-    assert_string_equal(log_level_name(LOG_WARN), "warn");
-    assert_string_equal(log_level_name(LOG_ERROR), "error");
+    assert_string_equal(log_level_name(LOG_LEVEL_DEBUG), "debug");
+    assert_string_equal(log_level_name(LOG_LEVEL_INFO), "info");
+    assert_string_equal(log_level_name(LOG_LEVEL_WARN), "warn");
+    assert_string_equal(log_level_name(LOG_LEVEL_ERROR), "error");
     /* each name parses back to its level */
-    for (int l = LOG_DEBUG; l <= LOG_ERROR; l++) {
+    for (int l = LOG_LEVEL_DEBUG; l <= LOG_LEVEL_ERROR; l++) {
         enum log_level got;
         assert_true(log_level_parse(log_level_name((enum log_level)l), &got));
         assert_int_equal(got, l);
@@ -121,14 +124,27 @@ test_log_level_names_are_stable(void **state)
 }
 
 static void
+test_log_level_names_round_trip(void **state)
+{
+    (void)state;
+    enum log_level l = LOG_LEVEL_ERROR;
+    assert_true(log_level_parse("DEBUG", &l));
+    assert_int_equal(l, LOG_LEVEL_DEBUG);
+    assert_true(log_level_parse("warning", &l));
+    assert_int_equal(l, LOG_LEVEL_WARN);
+    assert_false(log_level_parse("loud", &l));
+    assert_string_equal(log_level_name(LOG_LEVEL_INFO), "info");
+}
+
+static void
 test_log_lines_below_the_level_are_dropped(void **state)
 {
     (void)state;
-    log_set_level(LOG_WARN);
-    assert_false(log_enabled(LOG_DEBUG));
-    assert_false(log_enabled(LOG_INFO));
-    assert_true(log_enabled(LOG_WARN));
-    assert_true(log_enabled(LOG_ERROR));
+    log_set_level(LOG_LEVEL_WARN);
+    assert_false(log_enabled(LOG_LEVEL_DEBUG));
+    assert_false(log_enabled(LOG_LEVEL_INFO));
+    assert_true(log_enabled(LOG_LEVEL_WARN));
+    assert_true(log_enabled(LOG_LEVEL_ERROR));
     struct capture c;
     capture_begin(&c);
     /* the fields of a dropped line are still freed (LeakSanitizer would say otherwise) */
@@ -142,8 +158,8 @@ test_log_lines_below_the_level_are_dropped(void **state)
     json_decref(j);
     free(text);
 
-    log_set_level(LOG_DEBUG);
-    assert_true(log_enabled(LOG_DEBUG));
+    log_set_level(LOG_LEVEL_DEBUG);
+    assert_true(log_enabled(LOG_LEVEL_DEBUG));
 }
 
 static void
@@ -241,53 +257,52 @@ test_log_fields_that_are_not_an_object_are_left_out(void **state)
     free(text);
 }
 
+/* ---- masking ---------------------------------------------------------------------------- */
+
 static void
-assert_masked(const char *conninfo, const char *want)
+assert_masked(const char *url, unsigned flags, const char *expected)
 {
-    char *got = log_mask_conninfo(conninfo);
+    char *got = log_mask_url(url, flags);
     assert_non_null(got);
-    if (strcmp(got, want) != 0)
-        fail_msg("log_mask_conninfo(%s)\n  got  %s\n  want %s", conninfo, got, want);
+    assert_string_equal(got, expected);
     free(got);
 }
 
+#define HTTP_MASK (LOG_MASK_USERINFO | LOG_MASK_QUERY)
+
 static void
-test_log_mask_conninfo_hides_the_password_of_a_uri(void **state)
+test_log_mask_url_hides_only_the_password_by_default(void **state)
 {
     (void)state;
-    assert_masked("postgresql://worker:hunter2@db.example:5432/shop?sslmode=require",
-                  "postgresql://worker:****@db.example:5432/shop?sslmode=require");
-    assert_masked("postgres://worker:p%40ss@db.example/shop",
-                  "postgres://worker:****@db.example/shop");
-    /* an '@' inside the password: the userinfo ends at the last one */
-    assert_masked("postgresql://worker:a@b@db.example/shop",
-                  "postgresql://worker:****@db.example/shop");
-    assert_masked("postgresql://db.example/shop?user=worker&password=hunter2&sslmode=require",
-                  "postgresql://db.example/shop?user=worker&password=****&sslmode=require");
-    /* nothing to hide */
-    assert_masked("postgresql://worker@db.example/shop", "postgresql://worker@db.example/shop");
-    assert_masked("postgresql:///shop?host=/run/postgresql",
-                  "postgresql:///shop?host=/run/postgresql");
+    assert_masked("https://user:s3cret@pgw.example:9091/p?q=1#f", 0,
+                  "https://user:****@pgw.example:9091/p?q=1#f");
+    assert_masked("https://token@pgw.example/", 0, "https://token@pgw.example/");
+    assert_masked("http://pgw:9091", 0, "http://pgw:9091");
+    assert_masked("postgresql://u:p@db/shop?sslmode=require", 0,
+                  "postgresql://u:****@db/shop?sslmode=require");
 }
 
 static void
-test_log_mask_conninfo_hides_the_password_of_a_keyword_string(void **state)
+test_log_mask_url_hides_credentials_query_and_optionally_the_path(void **state)
 {
     (void)state;
-    assert_masked("host=db.example password=hunter2 dbname=shop",
-                  "host=db.example password=**** dbname=shop");
-    assert_masked("password=hunter2", "password=****");
-    assert_masked("host=db password = hunter2 user=w", "host=db password =**** user=w");
-    /* a quoted value with spaces and escaped quotes goes whole */
-    assert_masked("host=db password='a b\\' c' user=w", "host=db password=**** user=w");
-    /* keys that merely contain the word stay */
-    assert_masked("host=db passfile=/etc/pgpass sslpassword=x dbname=shop",
-                  "host=db passfile=/etc/pgpass sslpassword=x dbname=shop");
-    assert_masked("host=db dbname=password_reset", "host=db dbname=password_reset");
-    assert_masked("", "");
-    char *none = log_mask_conninfo(NULL);
-    assert_string_equal(none, "");
-    free(none);
+    assert_masked("https://user:s3cret@pgw.example:9091/metrics/job/x", HTTP_MASK,
+                  "https://***@pgw.example:9091/metrics/job/x");
+    assert_masked("https://token@pgw.example/", HTTP_MASK, "https://***@pgw.example/");
+    assert_masked("https://a:b@c@host/p?key=v#f", HTTP_MASK, "https://***@host/p?***");
+    assert_masked("http://pgw:9091", HTTP_MASK, "http://pgw:9091");
+    assert_masked("https://hc.example/ping/0f3a-secret/start", HTTP_MASK | LOG_MASK_PATH,
+                  "https://hc.example/***");
+    assert_masked("https://hc.example", HTTP_MASK | LOG_MASK_PATH, "https://hc.example");
+}
+
+static void
+test_log_mask_url_hides_a_password_holding_a_hash_or_colon(void **state)
+{
+    (void)state;
+    assert_masked("https://u:pa#s:s@host/p", 0, "https://u:****@host/p");
+    assert_masked("https://u:pa#ss@host/p", HTTP_MASK, "https://***@host/p");
+    assert_null(log_mask_url(NULL, 0));
 }
 
 static void
@@ -302,13 +317,18 @@ test_log_a_masked_connection_string_never_prints_the_password(void **state)
     struct capture c;
     capture_begin(&c);
     for (size_t i = 0; i < sizeof conninfos / sizeof *conninfos; i++) {
-        char *masked = log_mask_conninfo(conninfos[i]);
+        char *masked = db_mask_conninfo(conninfos[i]);
         log_error("cannot connect", json_pack("{s:s}", "database", masked));
         free(masked);
     }
+    /* a URL with credentials, as an HTTP failure names it */
+    char *url = log_mask_url("https://worker:s3cr3t-pw@pgw.example/metrics?key=s3cr3t", HTTP_MASK);
+    log_error("push failed", json_pack("{s:s}", "url", url));
+    free(url);
     char *text = capture_end(&c);
     assert_string_lacks(text, "s3cr3t");
     assert_string_contains(text, "\"database\":\"postgresql://worker:****@db.example/shop\"");
+    assert_string_contains(text, "\"url\":\"https://***@pgw.example/metrics?***\"");
     free(text);
 }
 
@@ -319,13 +339,15 @@ main(void)
     const struct CMUnitTest tests[] = {
         T(test_log_level_names_parse_in_any_case),
         T(test_log_level_names_are_stable),
+        T(test_log_level_names_round_trip),
         T(test_log_lines_below_the_level_are_dropped),
         T(test_log_line_is_one_json_object_with_time_level_and_message_first),
         T(test_log_control_characters_and_non_ascii_stay_inside_the_line),
         T(test_log_context_is_carried_by_every_line_until_cleared),
         T(test_log_fields_that_are_not_an_object_are_left_out),
-        T(test_log_mask_conninfo_hides_the_password_of_a_uri),
-        T(test_log_mask_conninfo_hides_the_password_of_a_keyword_string),
+        T(test_log_mask_url_hides_only_the_password_by_default),
+        T(test_log_mask_url_hides_credentials_query_and_optionally_the_path),
+        T(test_log_mask_url_hides_a_password_holding_a_hash_or_colon),
         T(test_log_a_masked_connection_string_never_prints_the_password),
     };
 #undef T

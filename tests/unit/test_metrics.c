@@ -228,28 +228,6 @@ test_metrics_heartbeat_url_appends_the_phase_before_the_query(void **state)
 }
 
 static void
-assert_masked(const char *url, bool hide_path, const char *expected)
-{
-    char *got = http_mask_url(url, hide_path);
-    assert_non_null(got);
-    assert_string_equal(got, expected);
-    free(got);
-}
-
-static void
-test_http_mask_url_hides_credentials_query_and_optionally_the_path(void **state)
-{
-    (void)state;
-    assert_masked("https://user:s3cret@pgw.example:9091/metrics/job/x", false,
-                  "https://***@pgw.example:9091/metrics/job/x");
-    assert_masked("https://token@pgw.example/", false, "https://***@pgw.example/");
-    assert_masked("https://a:b@c@host/p?key=v#f", false, "https://***@host/p?***");
-    assert_masked("http://pgw:9091", false, "http://pgw:9091");
-    assert_masked("https://hc.example/ping/0f3a-secret/start", true, "https://hc.example/***");
-    assert_masked("https://hc.example", true, "https://hc.example");
-}
-
-static void
 test_http_status_err_classifies_answers(void **state)
 {
     (void)state;
@@ -556,7 +534,6 @@ main(void)
         cmocka_unit_test(test_metrics_push_url_uses_base64_for_slash_empty_and_dots),
         cmocka_unit_test(test_metrics_push_url_rejects_what_the_pushgateway_cannot_take),
         cmocka_unit_test(test_metrics_heartbeat_url_appends_the_phase_before_the_query),
-        cmocka_unit_test(test_http_mask_url_hides_credentials_query_and_optionally_the_path),
         cmocka_unit_test(test_http_status_err_classifies_answers),
         cmocka_unit_test(test_http_request_to_a_closed_port_is_unavailable_and_masks_the_password),
         cmocka_unit_test(test_http_request_refuses_other_schemes_as_config),

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "settings.h"
+#include "token.h"
 
 #define SHIPPED SOURCE_DIR "/worker.yaml"
 
@@ -132,7 +133,7 @@ test_settings_defaults_without_file_or_environment(void **state)
     assert_string_equal(s->metrics_job, "recovery-worker");
     assert_null(s->metrics_instance);
     assert_null(s->heartbeat_url);
-    assert_int_equal(s->log_level, LOG_INFO);
+    assert_int_equal(s->log_level, LOG_LEVEL_INFO);
     assert_string_equal(f->problems, "");
 }
 
@@ -271,7 +272,7 @@ test_settings_spec_variables_beat_the_file(void **state)
     assert_int_equal(load(f, NULL), ERR_OK);
     assert_string_equal(f->s.smtp_host, "file-relay");
     assert_int_equal(f->s.smtp_port, 25);
-    assert_int_equal(f->s.log_level, LOG_DEBUG);
+    assert_int_equal(f->s.log_level, LOG_LEVEL_DEBUG);
     assert_string_equal(f->s.database_url, "postgresql://worker@db/shop");
     assert_string_equal(config_origin(f->s.config, "smtp.port")->env, "SMTP_PORT");
 }
@@ -565,6 +566,19 @@ test_settings_short_resume_link_secret_is_refused(void **state)
     assert_string_lacks(f->problems, "short");
 }
 
+static void
+test_settings_key_ring_is_parsed_once_at_load(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(load(f, NULL), ERR_OK);
+    assert_null(f->s.link_keys);
+    setenv("RESUME_LINK_SECRET",
+           "k2:0123456789abcdef0123456789abcdef,k1:fedcba9876543210fedcba9876543210", 1);
+    assert_int_equal(load(f, NULL), ERR_OK);
+    assert_int_equal(token_ring_count(f->s.link_keys), 2);
+    assert_string_equal(token_ring_kid(f->s.link_keys, 0), "k2");
+}
+
 /* A zoneinfo of our own under the fixture's directory (removed with it): a zone, a file that
  * is not one, a directory, and a zone outside it that only ".." or an absolute path would
  * reach. */
@@ -675,6 +689,7 @@ main(void)
         T(test_settings_every_problem_is_reported_at_once),
         T(test_settings_print_never_shows_a_secret),
         T(test_settings_short_resume_link_secret_is_refused),
+        T(test_settings_key_ring_is_parsed_once_at_load),
         T(test_settings_quiet_hours_zone_must_be_a_zone_of_the_system),
         T(test_settings_default_zone_needs_the_system_zoneinfo),
         T(test_settings_free_is_safe_twice),
