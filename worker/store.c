@@ -17,7 +17,7 @@
     "       o.total::text, o.currency::text, u.id::text, u.email, u.display_name,"             \
     "       COALESCE(np.order_updates, true), COALESCE(np.marketing_messages, false),"         \
     "       lm.id IS NOT NULL, COALESCE(pi.n, 0), COALESCE(ls.sent, 0),"                       \
-    "       COALESCE(ls.deferred, 0), cur.status, COALESCE(cur.attempts, 0),"                  \
+    "       COALESCE(ls.deferred, 0), ls.cur_status, COALESCE(ls.cur_attempts, 0),"            \
     "       (EXTRACT(EPOCH FROM l.due_at) * 1000000)::bigint::text,"                          \
     "       (EXTRACT(EPOCH FROM now() - lp.sent_at) * 1000)::bigint,"                         \
     "       (EXTRACT(EPOCH FROM now() - l.created_at) * 1000)::bigint"                        \
@@ -29,19 +29,22 @@
     "  LEFT JOIN LATERAL (SELECT count(*) AS n FROM loyalty_checkout_intents i"                \
     "                      WHERE i.member_id = lm.id AND i.status = 'pending'"                 \
     "                        AND (i.expires_at IS NULL OR i.expires_at > now())) pi ON true"   \
+    /* The orchestration's ledger in one look-up: prompts sent, deferrals since the last   \
+     * row that was not one, and the row of this occurrence. */                             \
     "  LEFT JOIN LATERAL (SELECT count(*) FILTER (WHERE d.status = 'sent') AS sent,"           \
     "                            count(*) FILTER (WHERE d.status = 'deferred'"                 \
-    "                              AND d.due_at > COALESCE(x.last_ok, '-infinity')) AS deferred" \
-    "                       FROM recovery_deliveries d,"                                       \
-    "                            LATERAL (SELECT max(s.due_at) AS last_ok"                     \
-    "                                       FROM recovery_deliveries s"                        \
-    "                                      WHERE s.orchestration_id = l.id"                    \
-    "                                        AND s.status <> 'deferred') x"                    \
-    "                      WHERE d.orchestration_id = l.id) ls ON true"                        \
+    "                                               AND d.due_at > d.last_ok) AS deferred,"    \
+    "                            min(d.status) FILTER (WHERE d.due_at = l.due_at) AS cur_status," \
+    "                            min(d.attempts) FILTER (WHERE d.due_at = l.due_at)"           \
+    "                              AS cur_attempts"                                            \
+    "                       FROM (SELECT s.status, s.due_at, s.attempts,"                      \
+    "                                    COALESCE(max(s.due_at) FILTER ("                      \
+    "                                               WHERE s.status <> 'deferred') OVER (),"    \
+    "                                             '-infinity') AS last_ok"                     \
+    "                               FROM recovery_deliveries s"                                \
+    "                              WHERE s.orchestration_id = l.id) d) ls ON true"             \
     "  LEFT JOIN LATERAL (SELECT max(p.sent_at) AS sent_at FROM recovery_deliveries p"        \
     "                      WHERE p.user_id = u.id AND p.status = 'sent') lp ON true"          \
-    "  LEFT JOIN recovery_deliveries cur"                                                      \
-    "         ON cur.orchestration_id = l.id AND cur.due_at = l.due_at"                        \
     " ORDER BY l.due_at, l.id"
 
 enum {
