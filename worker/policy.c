@@ -14,21 +14,49 @@
 #define NOTE_UNKNOWN "Recovery prompt delivery unknown"
 #define NOTE_GAVE_UP "Recovery window closed"
 
-static bool
-ledger_is(const struct policy_facts *f, const char *status)
+const char *
+policy_ledger_name(enum policy_ledger s)
 {
-    return f->ledger_status != NULL && strcmp(f->ledger_status, status) == 0;
+    switch (s) {
+    case POLICY_LEDGER_NONE:
+        return NULL;
+#define NAME(id, word)                                                                         \
+    case POLICY_LEDGER_##id:                                                                   \
+        return #word;
+        POLICY_LEDGER_STATUSES(NAME)
+#undef NAME
+    }
+    return NULL;
+}
+
+enum policy_ledger
+policy_ledger_parse(const char *word)
+{
+    if (word == NULL)
+        return POLICY_LEDGER_NONE;
+#define PARSE(id, w)                                                                           \
+    if (strcmp(word, #w) == 0)                                                                 \
+        return POLICY_LEDGER_##id;
+    POLICY_LEDGER_STATUSES(PARSE)
+#undef PARSE
+    return POLICY_LEDGER_NONE;
+}
+
+bool
+policy_ledger_in_doubt(enum policy_ledger s)
+{
+    return s == POLICY_LEDGER_SENDING || s == POLICY_LEDGER_UNKNOWN;
 }
 
 enum policy_action
 policy_decide(const struct policy_facts *f, const struct policy_rules *r)
 {
     /* A previous attempt at this same due occurrence decides first: never send twice. */
-    if (ledger_is(f, "sent"))
+    if (f->ledger_status == POLICY_LEDGER_SENT)
         return POLICY_ALREADY_SENT;
-    if (ledger_is(f, "failed"))
+    if (f->ledger_status == POLICY_LEDGER_FAILED)
         return POLICY_ALREADY_FAILED;
-    if (ledger_is(f, "sending") || ledger_is(f, "unknown")) {
+    if (policy_ledger_in_doubt(f->ledger_status)) {
         if (f->ledger_attempts >= policy_resend_limit(f->ledger_status, r->on_unknown))
             return POLICY_ORPHANED;
     }
@@ -56,13 +84,13 @@ policy_decide(const struct policy_facts *f, const struct policy_rules *r)
 }
 
 int
-policy_resend_limit(const char *ledger_status, enum policy_unknown on_unknown)
+policy_resend_limit(enum policy_ledger ledger_status, enum policy_unknown on_unknown)
 {
-    if (on_unknown == POLICY_UNKNOWN_SKIP || ledger_status == NULL)
+    if (on_unknown == POLICY_UNKNOWN_SKIP)
         return 0;
-    if (strcmp(ledger_status, "sending") == 0)
+    if (ledger_status == POLICY_LEDGER_SENDING)
         return POLICY_RESEND_LIMIT_SENDING;
-    if (strcmp(ledger_status, "unknown") == 0)
+    if (ledger_status == POLICY_LEDGER_UNKNOWN)
         return POLICY_RESEND_LIMIT_UNKNOWN;
     return 0;
 }

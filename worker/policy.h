@@ -5,6 +5,46 @@
 
 #include <stdbool.h>
 
+/* The delivery ledger's statuses (recovery_deliveries.status): the enumerator and the word
+ * the database stores, in one list. The migrations' CHECK constraint names the same words;
+ * SQL that spells a status as a literal checks its word against this list at compile time
+ * (POLICY_LEDGER_WORD_<word>, see store.c), and SQL that is handed a status gets it from
+ * policy_ledger_name. */
+#define POLICY_LEDGER_STATUSES(X)                                                              \
+    X(QUEUED, queued)     /* written before the send: the message is not on the wire yet */    \
+    X(SENDING, sending)   /* its data is about to go, or went, out; no reply recorded */      \
+    X(SENT, sent)                                                                              \
+    X(DEFERRED, deferred) /* a temporary refusal: due again after a backoff */                \
+    X(FAILED, failed)     /* a permanent refusal */                                            \
+    X(UNKNOWN, unknown)   /* the data went out and no reply came back */                       \
+    X(RELEASED, released) /* handed back without being offered to the relay */
+
+enum policy_ledger {
+    POLICY_LEDGER_NONE = 0, /* this due occurrence has no ledger row */
+#define POLICY_LEDGER_ENUM_(id, word) POLICY_LEDGER_##id,
+    POLICY_LEDGER_STATUSES(POLICY_LEDGER_ENUM_)
+#undef POLICY_LEDGER_ENUM_
+};
+
+/* One constant per word of the list, for compile-time checks of SQL literals:
+ * POLICY_LEDGER_WORD_sent == POLICY_LEDGER_SENT, and a word outside the list does not
+ * compile. */
+enum policy_ledger_word {
+#define POLICY_LEDGER_WORD_(id, word) POLICY_LEDGER_WORD_##word = POLICY_LEDGER_##id,
+    POLICY_LEDGER_STATUSES(POLICY_LEDGER_WORD_)
+#undef POLICY_LEDGER_WORD_
+};
+
+/* The database's word for a status ("sent"); NULL for POLICY_LEDGER_NONE. */
+const char *policy_ledger_name(enum policy_ledger s);
+
+/* The status a database word names; POLICY_LEDGER_NONE for NULL or a word not in the list. */
+enum policy_ledger policy_ledger_parse(const char *word);
+
+/* Whether a row in this status may have reached the member without a recorded reply (a
+ * worker stopped with it 'sending', or the relay dropped the connection after its data). */
+bool policy_ledger_in_doubt(enum policy_ledger s);
+
 /* What the claim query learned about one orchestration (read at claim time, in the same
  * statement that leased it, so opt-outs are current). */
 struct policy_facts {
@@ -16,7 +56,7 @@ struct policy_facts {
     long pending_intents; /* pending, unexpired checkout intents */
     long prompts_sent;    /* ledger rows 'sent' for this orchestration */
     long deferrals;       /* ledger rows 'deferred' since the last sent one */
-    const char *ledger_status; /* this due occurrence's ledger row status, or NULL */
+    enum policy_ledger ledger_status; /* this due occurrence's ledger row, if any */
     long ledger_attempts;
     long long cap_wait_ms;   /* > 0: the member had a prompt too recently; wait this long */
     long long quiet_wait_ms; /* > 0: inside quiet hours; they end in this long */
@@ -53,7 +93,7 @@ enum policy_action policy_decide(const struct policy_facts *f, const struct poli
  * that stopped with it 'sending' (each such stop is a separate event, so it is tried again a
  * few times; a bound keeps a message that crashes the worker from looping), or a relay that
  * dropped the connection after its data ('unknown', resent once). 0 under the skip policy. */
-int policy_resend_limit(const char *ledger_status, enum policy_unknown on_unknown);
+int policy_resend_limit(enum policy_ledger ledger_status, enum policy_unknown on_unknown);
 
 #define POLICY_RESEND_LIMIT_SENDING 3
 #define POLICY_RESEND_LIMIT_UNKNOWN 2

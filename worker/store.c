@@ -8,6 +8,19 @@
 #include <string.h>
 
 #include "buf.h"
+#include "policy.h"
+
+/* The ledger statuses the statements below spell as SQL literals, each checked against
+ * policy's list (POLICY_LEDGER_STATUSES) when this file compiles: a word that is not in it
+ * does not build. Statuses that come from the sweep are passed as parameters, by name
+ * (policy_ledger_name). */
+#define LEDGER_WORD(w) _Static_assert(POLICY_LEDGER_WORD_##w >= 0, "ledger status " #w)
+LEDGER_WORD(queued);
+LEDGER_WORD(sending);
+LEDGER_WORD(sent);
+LEDGER_WORD(deferred);
+LEDGER_WORD(unknown);
+LEDGER_WORD(released);
 
 /* The context of each claimed row: its order, the order's member, the member's consent,
  * loyalty member and pending intents, and what the ledger says. `src` is a relation with

@@ -122,7 +122,7 @@ facts_of(const struct ctx *c, const struct store_row *row)
         .pending_intents = row->pending_intents,
         .prompts_sent = row->prompts_sent,
         .deferrals = row->deferrals,
-        .ledger_status = row->ledger_status,
+        .ledger_status = policy_ledger_parse(row->ledger_status),
         .ledger_attempts = row->ledger_attempts,
         .cap_wait_ms = window > 0 && since >= 0 && since < window ? window - since : 0,
         .quiet_wait_ms = c->quiet_wait_ms,
@@ -528,7 +528,7 @@ mark_orphans(struct ctx *c, const struct store_batch *b, const struct item *item
         if (items[i].action != POLICY_ORPHANED)
             continue;
         d[n].row = i;
-        d[n].status = "unknown";
+        d[n].status = policy_ledger_name(POLICY_LEDGER_UNKNOWN);
         d[n].text = "worker stopped before the reply was recorded";
         n++;
     }
@@ -582,8 +582,8 @@ batch_prepare(struct ctx *c, struct batch *bt, struct err *e)
                                          ? POLICY_UNKNOWN_RESEND
                                          : POLICY_UNKNOWN_SKIP;
     rc = store_ledger_begin(c->db, c->run_id, b, bt->idx, mids, bt->nsend,
-                            policy_resend_limit("sending", on_unknown),
-                            policy_resend_limit("unknown", on_unknown),
+                            policy_resend_limit(POLICY_LEDGER_SENDING, on_unknown),
+                            policy_resend_limit(POLICY_LEDGER_UNKNOWN, on_unknown),
                             consent_name(c->s->consent), c->s->member_min_interval_ms, ok, e);
     if (rc != ERR_OK)
         goto out;
@@ -593,8 +593,7 @@ batch_prepare(struct ctx *c, struct batch *bt, struct err *e)
         it->ledger_ok = ok[k];
         if (!ok[k])
             continue;
-        if (it->facts.ledger_status != NULL && (strcmp(it->facts.ledger_status, "sending") == 0 ||
-                                                strcmp(it->facts.ledger_status, "unknown") == 0))
+        if (policy_ledger_in_doubt(it->facts.ledger_status))
             c->sum->resent_in_doubt++;
         bt->keys[bt->nmsgs].id = b->rows[bt->idx[k]].id;
         bt->keys[bt->nmsgs].due_at = b->rows[bt->idx[k]].due_at;
@@ -660,7 +659,7 @@ batch_complete(struct ctx *c, struct batch *bt, struct err *e)
         if (bt->recorded[it->send_slot] && msg->outcome != SMTP_NOT_ATTEMPTED)
             continue;
         del[nd].row = bt->idx[k];
-        del[nd].status = send_ledger_status(msg->outcome);
+        del[nd].status = policy_ledger_name(send_ledger_status(msg->outcome));
         del[nd].code = msg->code;
         del[nd].enhanced = msg->enhanced;
         del[nd].text = msg->text;

@@ -113,7 +113,7 @@ static void
 test_policy_ledger_sent_is_never_sent_again(void **state)
 {
     struct policy_facts f = eligible();
-    f.ledger_status = "sent";
+    f.ledger_status = POLICY_LEDGER_SENT;
     assert_int_equal(policy_decide(&f, &rules), POLICY_ALREADY_SENT);
     /* even with the resend policy */
     struct policy_rules resend = {.max_prompts = 3, .on_unknown = POLICY_UNKNOWN_RESEND};
@@ -124,7 +124,7 @@ static void
 test_policy_ledger_failed_is_finalised_as_failed_without_sending(void **state)
 {
     struct policy_facts f = eligible();
-    f.ledger_status = "failed";
+    f.ledger_status = POLICY_LEDGER_FAILED;
     assert_int_equal(policy_decide(&f, &rules), POLICY_ALREADY_FAILED);
     struct policy_final r = policy_finalise(POLICY_ALREADY_FAILED, POLICY_DELIVERY_NONE, &f,
                                             &timing, 0);
@@ -137,7 +137,7 @@ static void
 test_policy_orphaned_sending_row_is_not_resent_under_skip(void **state)
 {
     struct policy_facts f = eligible();
-    f.ledger_status = "sending";
+    f.ledger_status = POLICY_LEDGER_SENDING;
     f.ledger_attempts = 1;
     assert_int_equal(policy_decide(&f, &rules), POLICY_ORPHANED);
     struct policy_final r = policy_finalise(POLICY_ORPHANED, POLICY_DELIVERY_NONE, &f, &timing, 0);
@@ -150,13 +150,13 @@ test_policy_in_doubt_rows_are_resent_up_to_their_limit(void **state)
     /* left 'sending' by a stopped worker: each stop is its own event, a few tries */
     struct policy_rules resend = {.max_prompts = 3, .on_unknown = POLICY_UNKNOWN_RESEND};
     struct policy_facts f = eligible();
-    f.ledger_status = "sending";
+    f.ledger_status = POLICY_LEDGER_SENDING;
     f.ledger_attempts = 2;
     assert_int_equal(policy_decide(&f, &resend), POLICY_SEND);
     f.ledger_attempts = 3;
     assert_int_equal(policy_decide(&f, &resend), POLICY_ORPHANED);
     /* 'unknown': the relay dropped after the data; resent once */
-    f.ledger_status = "unknown";
+    f.ledger_status = POLICY_LEDGER_UNKNOWN;
     f.ledger_attempts = 1;
     assert_int_equal(policy_decide(&f, &resend), POLICY_SEND);
     f.ledger_attempts = 2;
@@ -291,7 +291,7 @@ test_policy_give_up_never_hides_a_delivery_already_made(void **state)
                                   .give_up_after_ms = 30 * DAY_MS};
     struct policy_facts f = eligible();
     f.age_ms = 40 * DAY_MS;
-    f.ledger_status = "sent";
+    f.ledger_status = POLICY_LEDGER_SENT;
     assert_int_equal(policy_decide(&f, &window), POLICY_ALREADY_SENT);
 }
 
@@ -308,6 +308,40 @@ test_policy_unsubscribe_turns_off_the_preference_the_consent_basis_needs(void **
     o = policy_unsubscribe(POLICY_CONSENT_BOTH);
     assert_false(o.order_updates);
     assert_true(o.marketing_messages);
+}
+
+static void
+test_policy_ledger_statuses_round_trip_through_their_database_words(void **state)
+{
+    static const char *const words[] = {"queued", "sending",  "sent",    "deferred",
+                                        "failed", "unknown", "released"};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
+        enum policy_ledger s = policy_ledger_parse(words[i]);
+        assert_int_not_equal(s, POLICY_LEDGER_NONE);
+        assert_string_equal(policy_ledger_name(s), words[i]);
+    }
+    assert_int_equal(policy_ledger_parse("sent"), POLICY_LEDGER_SENT);
+    assert_int_equal(POLICY_LEDGER_WORD_released, POLICY_LEDGER_RELEASED);
+}
+
+static void
+test_policy_no_ledger_row_or_a_foreign_word_is_no_status(void **state)
+{
+    assert_int_equal(policy_ledger_parse(NULL), POLICY_LEDGER_NONE);
+    assert_int_equal(policy_ledger_parse("delivered"), POLICY_LEDGER_NONE);
+    assert_int_equal(policy_ledger_parse("SENT"), POLICY_LEDGER_NONE);
+    assert_null(policy_ledger_name(POLICY_LEDGER_NONE));
+}
+
+static void
+test_policy_only_sending_and_unknown_rows_are_in_doubt(void **state)
+{
+    assert_true(policy_ledger_in_doubt(POLICY_LEDGER_SENDING));
+    assert_true(policy_ledger_in_doubt(POLICY_LEDGER_UNKNOWN));
+    assert_false(policy_ledger_in_doubt(POLICY_LEDGER_NONE));
+    assert_false(policy_ledger_in_doubt(POLICY_LEDGER_QUEUED));
+    assert_false(policy_ledger_in_doubt(POLICY_LEDGER_SENT));
+    assert_false(policy_ledger_in_doubt(POLICY_LEDGER_RELEASED));
 }
 
 int
@@ -334,6 +368,9 @@ main(void)
         cmocka_unit_test(test_policy_give_up_spares_young_orchestrations_and_is_off_at_zero),
         cmocka_unit_test(test_policy_give_up_never_hides_a_delivery_already_made),
         cmocka_unit_test(test_policy_unsubscribe_turns_off_the_preference_the_consent_basis_needs),
+        cmocka_unit_test(test_policy_ledger_statuses_round_trip_through_their_database_words),
+        cmocka_unit_test(test_policy_no_ledger_row_or_a_foreign_word_is_no_status),
+        cmocka_unit_test(test_policy_only_sending_and_unknown_rows_are_in_doubt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
