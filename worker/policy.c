@@ -218,6 +218,49 @@ policy_finalise(enum policy_action a, enum policy_delivery d, const struct polic
     return out;
 }
 
+const char *
+policy_consent_name(enum policy_consent basis)
+{
+    switch (basis) {
+#define NAME(id, word)                                                                         \
+    case POLICY_CONSENT_##id:                                                                  \
+        return #word;
+        POLICY_CONSENTS(NAME)
+#undef NAME
+    }
+    return policy_consent_name(POLICY_CONSENT_ORDER_UPDATES);
+}
+
+struct policy_consent_terms
+policy_consent_terms(enum policy_consent basis)
+{
+    struct policy_consent_terms t = {
+        .needs_order_updates =
+            basis == POLICY_CONSENT_ORDER_UPDATES || basis == POLICY_CONSENT_BOTH,
+        .needs_marketing = basis == POLICY_CONSENT_MARKETING || basis == POLICY_CONSENT_BOTH,
+        /* The storefront sends order notices to a member who never said otherwise; marketing
+         * needs an opt-in. */
+        .order_updates_unset = true,
+        .marketing_unset = false,
+    };
+    return t;
+}
+
+static bool
+pref_on(enum policy_pref p, bool unset)
+{
+    return p == POLICY_PREF_UNSET ? unset : p == POLICY_PREF_ON;
+}
+
+bool
+policy_consents(enum policy_consent basis, enum policy_pref order_updates,
+                enum policy_pref marketing_messages)
+{
+    struct policy_consent_terms t = policy_consent_terms(basis);
+    return (!t.needs_order_updates || pref_on(order_updates, t.order_updates_unset)) &&
+           (!t.needs_marketing || pref_on(marketing_messages, t.marketing_unset));
+}
+
 struct policy_opt_out
 policy_unsubscribe(enum policy_consent basis)
 {

@@ -130,12 +130,39 @@ struct policy_final policy_finalise(enum policy_action a, enum policy_delivery d
 
 const char *policy_action_name(enum policy_action a);
 
-/* The member preference(s) the prompts depend on (email.consent). */
+/* The member preference(s) the prompts depend on (email.consent), with the word that names
+ * each in the configuration and in the event payload's consentBasis. */
+#define POLICY_CONSENTS(X)                                                                     \
+    X(ORDER_UPDATES, order_updates)  /* as the storefront does: order_updates */               \
+    X(MARKETING, marketing_messages) /* opt-in: marketing_messages */                          \
+    X(BOTH, both)
+
 enum policy_consent {
-    POLICY_CONSENT_ORDER_UPDATES = 0,
-    POLICY_CONSENT_MARKETING,
-    POLICY_CONSENT_BOTH,
+#define POLICY_CONSENT_ENUM_(id, word) POLICY_CONSENT_##id,
+    POLICY_CONSENTS(POLICY_CONSENT_ENUM_)
+#undef POLICY_CONSENT_ENUM_
 };
+
+const char *policy_consent_name(enum policy_consent basis);
+
+/* One of the member's stored notification preferences: unset when they have no preference
+ * row, or a NULL in it. */
+enum policy_pref { POLICY_PREF_UNSET = 0, POLICY_PREF_OFF, POLICY_PREF_ON };
+
+/* The consent rule in the terms the ledger's re-check (store_ledger_begin) takes: which
+ * preferences must be on, and what an unset one counts as. */
+struct policy_consent_terms {
+    bool needs_order_updates;
+    bool needs_marketing;
+    bool order_updates_unset; /* an unset order_updates counts as this (the storefront's default) */
+    bool marketing_unset;     /* an unset marketing_messages counts as this (opt-in: off) */
+};
+
+struct policy_consent_terms policy_consent_terms(enum policy_consent basis);
+
+/* Whether the member's preferences allow a prompt under the consent basis. */
+bool policy_consents(enum policy_consent basis, enum policy_pref order_updates,
+                     enum policy_pref marketing_messages);
 
 /* What a one-click unsubscribe turns off: the preferences to set false. */
 struct policy_opt_out {

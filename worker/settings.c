@@ -30,8 +30,9 @@
 /* In enum order: the index stored is the enum value. */
 static const char *const tls_choices[] = {"none", "starttls", "tls", NULL};
 static const char *const unknown_choices[] = {"skip", "resend", NULL};
-static const char *const consent_choices[] = {"order_updates", "marketing_messages", "both",
-                                              NULL};
+#define CONSENT_CHOICE(id, word) #word,
+static const char *const consent_choices[] = {POLICY_CONSENTS(CONSENT_CHOICE) NULL};
+#undef CONSENT_CHOICE
 static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
 
 _Static_assert(SMTP_TLS_NONE == 0 && SMTP_TLS_STARTTLS == 1 && SMTP_TLS_IMPLICIT == 2,

@@ -8,17 +8,11 @@
 
 #include "err.h"
 #include "log.h"
+#include "policy.h"
 #include "smtp.h"
 
 struct config;
 struct config_key;
-
-/* Which of the member's notification preferences must allow a prompt (email.consent). */
-enum consent_basis {
-    CONSENT_ORDER_UPDATES = 0, /* as the storefront does: order_updates (default true) */
-    CONSENT_MARKETING,         /* marketing_messages (default false: opt-in) */
-    CONSENT_BOTH,              /* both */
-};
 
 enum unknown_delivery_policy {
     UNKNOWN_DELIVERY_SKIP = 0, /* do not resend; record that delivery is unknown */
@@ -81,7 +75,7 @@ struct settings {
     long long schedule_retry_jitter_ms;
 
     /* email */
-    enum consent_basis consent; /* email.consent */
+    enum policy_consent consent; /* email.consent: the preference(s) that must allow a prompt */
     char *resume_url;         /* RESUME_URL */
     char *unsubscribe_url;    /* UNSUBSCRIBE_URL, optional */
     char *unsubscribe_mailto; /* UNSUBSCRIBE_MAILTO, optional */

@@ -79,35 +79,6 @@ build_message_id(char *out, size_t n, const struct store_row *row, const char *s
 }
 
 
-/* Whether the member's preferences allow a prompt under the configured consent basis. */
-static bool
-consents(const struct settings *s, const struct store_row *row)
-{
-    switch (s->consent) {
-    case CONSENT_ORDER_UPDATES:
-        return row->order_updates;
-    case CONSENT_MARKETING:
-        return row->marketing_messages;
-    case CONSENT_BOTH:
-        return row->order_updates && row->marketing_messages;
-    }
-    return false;
-}
-
-static const char *
-consent_name(enum consent_basis b)
-{
-    switch (b) {
-    case CONSENT_ORDER_UPDATES:
-        return "order_updates";
-    case CONSENT_MARKETING:
-        return "marketing_messages";
-    case CONSENT_BOTH:
-        return "both";
-    }
-    return "order_updates";
-}
-
 static struct policy_facts
 facts_of(const struct ctx *c, const struct store_row *row)
 {
@@ -117,7 +88,8 @@ facts_of(const struct ctx *c, const struct store_row *row)
         .order_found = row->order_id != NULL,
         .has_user = row->user_id != NULL && row->email != NULL,
         .email_valid = row->email != NULL && smtp_address_valid(row->email),
-        .opted_out = !consents(c->s, row),
+        .opted_out = !policy_consents(c->s->consent, row->order_updates,
+                                      row->marketing_messages),
         .has_member = row->has_member,
         .pending_intents = row->pending_intents,
         .prompts_sent = row->prompts_sent,
@@ -417,7 +389,7 @@ payload_of(const struct ctx *c, const struct store_row *row, const struct item *
     if (f->stop)
         json_object_set_new(p, "nudgesStopped", json_true());
     if (it->action == POLICY_SEND || it->action == POLICY_OPT_OUT)
-        json_object_set_new(p, "consentBasis", json_string(consent_name(c->s->consent)));
+        json_object_set_new(p, "consentBasis", json_string(policy_consent_name(c->s->consent)));
     return p;
 }
 
@@ -581,10 +553,11 @@ batch_prepare(struct ctx *c, struct batch *bt, struct err *e)
     enum policy_unknown on_unknown = c->s->on_unknown_delivery == UNKNOWN_DELIVERY_RESEND
                                          ? POLICY_UNKNOWN_RESEND
                                          : POLICY_UNKNOWN_SKIP;
+    struct policy_consent_terms consent = policy_consent_terms(c->s->consent);
     rc = store_ledger_begin(c->db, c->run_id, b, bt->idx, mids, bt->nsend,
                             policy_resend_limit(POLICY_LEDGER_SENDING, on_unknown),
                             policy_resend_limit(POLICY_LEDGER_UNKNOWN, on_unknown),
-                            consent_name(c->s->consent), c->s->member_min_interval_ms, ok, e);
+                            &consent, c->s->member_min_interval_ms, ok, e);
     if (rc != ERR_OK)
         goto out;
     failpoint("after_ledger_begin");

@@ -344,6 +344,63 @@ test_policy_only_sending_and_unknown_rows_are_in_doubt(void **state)
     assert_false(policy_ledger_in_doubt(POLICY_LEDGER_RELEASED));
 }
 
+static void
+test_policy_order_updates_basis_follows_the_storefront_default_of_on(void **state)
+{
+    assert_true(
+        policy_consents(POLICY_CONSENT_ORDER_UPDATES, POLICY_PREF_UNSET, POLICY_PREF_UNSET));
+    assert_true(policy_consents(POLICY_CONSENT_ORDER_UPDATES, POLICY_PREF_ON, POLICY_PREF_OFF));
+    assert_false(policy_consents(POLICY_CONSENT_ORDER_UPDATES, POLICY_PREF_OFF, POLICY_PREF_ON));
+}
+
+static void
+test_policy_marketing_basis_needs_an_opt_in(void **state)
+{
+    assert_false(policy_consents(POLICY_CONSENT_MARKETING, POLICY_PREF_UNSET, POLICY_PREF_UNSET));
+    assert_false(policy_consents(POLICY_CONSENT_MARKETING, POLICY_PREF_ON, POLICY_PREF_OFF));
+    assert_true(policy_consents(POLICY_CONSENT_MARKETING, POLICY_PREF_OFF, POLICY_PREF_ON));
+}
+
+static void
+test_policy_both_basis_needs_order_updates_and_an_opt_in(void **state)
+{
+    assert_true(policy_consents(POLICY_CONSENT_BOTH, POLICY_PREF_UNSET, POLICY_PREF_ON));
+    assert_true(policy_consents(POLICY_CONSENT_BOTH, POLICY_PREF_ON, POLICY_PREF_ON));
+    assert_false(policy_consents(POLICY_CONSENT_BOTH, POLICY_PREF_ON, POLICY_PREF_UNSET));
+    assert_false(policy_consents(POLICY_CONSENT_BOTH, POLICY_PREF_OFF, POLICY_PREF_ON));
+}
+
+/* The terms the ledger's re-check takes give the same answer as policy_consents for every
+ * basis and every stored combination. */
+static bool
+terms_allow(struct policy_consent_terms t, enum policy_pref ou, enum policy_pref mm)
+{
+    bool ou_on = ou == POLICY_PREF_UNSET ? t.order_updates_unset : ou == POLICY_PREF_ON;
+    bool mm_on = mm == POLICY_PREF_UNSET ? t.marketing_unset : mm == POLICY_PREF_ON;
+    return (!t.needs_order_updates || ou_on) && (!t.needs_marketing || mm_on);
+}
+
+static void
+test_policy_consent_terms_for_the_ledger_recheck_agree_with_the_decision(void **state)
+{
+    const enum policy_consent bases[] = {POLICY_CONSENT_ORDER_UPDATES, POLICY_CONSENT_MARKETING,
+                                         POLICY_CONSENT_BOTH};
+    const enum policy_pref prefs[] = {POLICY_PREF_UNSET, POLICY_PREF_OFF, POLICY_PREF_ON};
+    for (size_t b = 0; b < 3; b++)
+        for (size_t i = 0; i < 3; i++)
+            for (size_t j = 0; j < 3; j++)
+                assert_int_equal(terms_allow(policy_consent_terms(bases[b]), prefs[i], prefs[j]),
+                                 policy_consents(bases[b], prefs[i], prefs[j]));
+}
+
+static void
+test_policy_consent_bases_are_named_as_in_the_configuration(void **state)
+{
+    assert_string_equal(policy_consent_name(POLICY_CONSENT_ORDER_UPDATES), "order_updates");
+    assert_string_equal(policy_consent_name(POLICY_CONSENT_MARKETING), "marketing_messages");
+    assert_string_equal(policy_consent_name(POLICY_CONSENT_BOTH), "both");
+}
+
 int
 main(void)
 {
@@ -371,6 +428,11 @@ main(void)
         cmocka_unit_test(test_policy_ledger_statuses_round_trip_through_their_database_words),
         cmocka_unit_test(test_policy_no_ledger_row_or_a_foreign_word_is_no_status),
         cmocka_unit_test(test_policy_only_sending_and_unknown_rows_are_in_doubt),
+        cmocka_unit_test(test_policy_order_updates_basis_follows_the_storefront_default_of_on),
+        cmocka_unit_test(test_policy_marketing_basis_needs_an_opt_in),
+        cmocka_unit_test(test_policy_both_basis_needs_order_updates_and_an_opt_in),
+        cmocka_unit_test(test_policy_consent_terms_for_the_ledger_recheck_agree_with_the_decision),
+        cmocka_unit_test(test_policy_consent_bases_are_named_as_in_the_configuration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
