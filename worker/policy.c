@@ -3,6 +3,7 @@
  * (delivered, unknown, cap) in front so a retry never sends twice. */
 #include "policy.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define NOTE_NO_MEMBER "Missing member for checkout recovery"
@@ -93,6 +94,49 @@ policy_resend_limit(enum policy_ledger ledger_status, enum policy_unknown on_unk
     if (ledger_status == POLICY_LEDGER_UNKNOWN)
         return POLICY_RESEND_LIMIT_UNKNOWN;
     return 0;
+}
+
+long long
+policy_member_cap_wait_ms(long long window_ms, long long since_ms)
+{
+    if (window_ms <= 0 || since_ms < 0 || since_ms >= window_ms)
+        return 0;
+    return window_ms - since_ms;
+}
+
+struct member_ref {
+    const char *member;
+    size_t row;
+};
+
+static int
+member_cmp(const void *a, const void *b)
+{
+    const struct member_ref *x = a, *y = b;
+    int d = strcmp(x->member, y->member);
+    return d != 0 ? d : (x->row > y->row) - (x->row < y->row);
+}
+
+bool
+policy_member_repeats(long long window_ms, const char *const *send_members, size_t n,
+                      bool *repeat)
+{
+    if (window_ms <= 0)
+        return true;
+    struct member_ref *refs = calloc(n ? n : 1, sizeof *refs);
+    if (refs == NULL)
+        return false;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (send_members[i] != NULL)
+            refs[m++] = (struct member_ref){send_members[i], i};
+    /* by member, then batch order: each run's first row is the one sent now */
+    qsort(refs, m, sizeof *refs, member_cmp);
+    for (size_t k = 1; k < m; k++)
+        if (strcmp(refs[k].member, refs[k - 1].member) == 0)
+            repeat[refs[k].row] = true;
+    free(refs);
+    return true;
 }
 
 /* base * 2^n, capped, plus up to a fifth of jitter so deferred rows spread out. */

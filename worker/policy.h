@@ -4,6 +4,7 @@
 #define WORKER_POLICY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* The delivery ledger's statuses (recovery_deliveries.status): the enumerator and the word
  * the database stores, in one list. The migrations' CHECK constraint names the same words;
@@ -58,7 +59,8 @@ struct policy_facts {
     long deferrals;       /* ledger rows 'deferred' since the last sent one */
     enum policy_ledger ledger_status; /* this due occurrence's ledger row, if any */
     long ledger_attempts;
-    long long cap_wait_ms;   /* > 0: the member had a prompt too recently; wait this long */
+    long long cap_wait_ms;   /* > 0: the member had a prompt too recently; wait this long
+                              * (policy_member_cap_wait_ms) */
     long long quiet_wait_ms; /* > 0: inside quiet hours; they end in this long */
     long long age_ms;        /* since the orchestration's created_at; < 0 when unknown */
 };
@@ -88,6 +90,18 @@ struct policy_rules {
 };
 
 enum policy_action policy_decide(const struct policy_facts *f, const struct policy_rules *r);
+
+/* The member frequency cap: how long a member last sent a prompt since_ms ago (< 0: never)
+ * must still wait for another, under a cap of window_ms (<= 0: no cap). 0: not capped. */
+long long policy_member_cap_wait_ms(long long window_ms, long long since_ms);
+
+/* The member cap within one batch: a member with several rows to send gets one prompt now,
+ * the first in batch order; for the others, that prompt counts as one sent just now (a
+ * since_ms of 0 to policy_member_cap_wait_ms). send_members[i] is row i's member when
+ * policy_decide said POLICY_SEND, else NULL; repeat[i] is set for the rows that must wait
+ * (none when window_ms <= 0). false when out of memory (nothing set). */
+bool policy_member_repeats(long long window_ms, const char *const *send_members, size_t n,
+                           bool *repeat);
 
 /* How many attempts an in-doubt delivery may have in all, by what left it in doubt: a worker
  * that stopped with it 'sending' (each such stop is a separate event, so it is tried again a

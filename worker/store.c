@@ -366,9 +366,10 @@ static const char SQL_LEDGER_BEGIN[] =
      * one counts as. */
     "   WHERE (NOT $6::boolean OR COALESCE(np.order_updates, $9::boolean))"
     "     AND (NOT $10::boolean OR COALESCE(np.marketing_messages, $11::boolean))"
-    /* The member frequency cap across workers: no other prompt to this member is being sent
-     * or was sent within the window, and no concurrent statement is deciding the same
-     * member (the transaction-scoped advisory lock, keyed by the member). */
+    /* The re-check of the member frequency cap (policy_member_cap_wait_ms and
+     * policy_member_repeats, window $7) across workers: no other prompt to this member is
+     * being sent or was sent within the window, and no concurrent statement is deciding the
+     * same member (the transaction-scoped advisory lock, keyed by the member). */
     "     AND ($7::bigint <= 0 OR ("
     "          pg_try_advisory_xact_lock(hashtextextended('recovery:' || o.user_id::text, 0))"
     "          AND NOT EXISTS (SELECT 1 FROM recovery_deliveries p"

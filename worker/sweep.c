@@ -82,8 +82,6 @@ build_message_id(char *out, size_t n, const struct store_row *row, const char *s
 static struct policy_facts
 facts_of(const struct ctx *c, const struct store_row *row)
 {
-    long long window = c->s->member_min_interval_ms;
-    long long since = row->since_last_prompt_ms;
     struct policy_facts f = {
         .order_found = row->order_id != NULL,
         .has_user = row->user_id != NULL && row->email != NULL,
@@ -96,7 +94,8 @@ facts_of(const struct ctx *c, const struct store_row *row)
         .deferrals = row->deferrals,
         .ledger_status = policy_ledger_parse(row->ledger_status),
         .ledger_attempts = row->ledger_attempts,
-        .cap_wait_ms = window > 0 && since >= 0 && since < window ? window - since : 0,
+        .cap_wait_ms = policy_member_cap_wait_ms(c->s->member_min_interval_ms,
+                                                 row->since_last_prompt_ms),
         .quiet_wait_ms = c->quiet_wait_ms,
         .age_ms = row->age_ms,
     };
@@ -159,43 +158,29 @@ quiet_now(struct ctx *c, struct err *e)
     return rc;
 }
 
-struct member_ref {
-    const char *user_id;
-    size_t row;
-};
-
-static int
-member_cmp(const void *a, const void *b)
-{
-    const struct member_ref *x = a, *y = b;
-    int d = strcmp(x->user_id, y->user_id);
-    return d != 0 ? d : (x->row > y->row) - (x->row < y->row);
-}
-
-/* The frequency cap within one batch: a member with several due orchestrations gets one
- * prompt now (the oldest due), and the others wait out the cap like any capped row. */
+/* The frequency cap within one batch (policy_member_repeats): a member's repeats are decided
+ * again as capped by the prompt the batch sends them now. */
 static void
-cap_within_batch(const struct ctx *c, const struct store_batch *b, struct item *items)
+cap_within_batch(const struct ctx *c, const struct store_batch *b, struct item *items,
+                 const struct policy_rules *rules)
 {
     long long window = c->s->member_min_interval_ms;
-    if (window <= 0)
-        return;
-    struct member_ref *refs = calloc(b->n ? b->n : 1, sizeof *refs);
-    if (refs == NULL)
-        return;
-    size_t n = 0;
-    for (size_t i = 0; i < b->n; i++)
-        if (items[i].action == POLICY_SEND && b->rows[i].user_id != NULL)
-            refs[n++] = (struct member_ref){b->rows[i].user_id, i};
-    qsort(refs, n, sizeof *refs, member_cmp);
-    for (size_t k = 1; k < n; k++) {
-        if (strcmp(refs[k].user_id, refs[k - 1].user_id) != 0)
-            continue;
-        struct item *it = &items[refs[k].row];
-        it->facts.cap_wait_ms = window;
-        it->action = POLICY_MEMBER_CAPPED;
+    const char **members = calloc(b->n ? b->n : 1, sizeof *members);
+    bool *repeat = calloc(b->n ? b->n : 1, sizeof *repeat);
+    if (members != NULL && repeat != NULL) {
+        for (size_t i = 0; i < b->n; i++)
+            members[i] = items[i].action == POLICY_SEND ? b->rows[i].user_id : NULL;
+        if (policy_member_repeats(window, members, b->n, repeat)) {
+            for (size_t i = 0; i < b->n; i++) {
+                if (!repeat[i])
+                    continue;
+                items[i].facts.cap_wait_ms = policy_member_cap_wait_ms(window, 0);
+                items[i].action = policy_decide(&items[i].facts, rules);
+            }
+        }
     }
-    free(refs);
+    free(members);
+    free(repeat);
 }
 
 /* Decide every row; render the prompts of those to send. */
@@ -215,7 +200,7 @@ decide(struct ctx *c, const struct store_batch *b, struct item *items)
         it->action = policy_decide(&it->facts, &rules);
         buf_init(&it->message, 0);
     }
-    cap_within_batch(c, b, items);
+    cap_within_batch(c, b, items, &rules);
     for (size_t i = 0; i < b->n; i++) {
         const struct store_row *row = &b->rows[i];
         struct item *it = &items[i];

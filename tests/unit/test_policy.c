@@ -1,6 +1,7 @@
 /* Unit tests of the sweep's pure decisions (worker/policy.c). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -401,6 +402,44 @@ test_policy_consent_bases_are_named_as_in_the_configuration(void **state)
     assert_string_equal(policy_consent_name(POLICY_CONSENT_BOTH), "both");
 }
 
+static void
+test_policy_member_cap_waits_out_the_rest_of_the_window(void **state)
+{
+    assert_int_equal(policy_member_cap_wait_ms(3600000, 600000), 3000000);
+    assert_int_equal(policy_member_cap_wait_ms(3600000, 0), 3600000);
+}
+
+static void
+test_policy_member_cap_spares_a_member_never_prompted_or_prompted_long_ago(void **state)
+{
+    assert_int_equal(policy_member_cap_wait_ms(3600000, -1), 0);
+    assert_int_equal(policy_member_cap_wait_ms(3600000, 3600000), 0);
+    assert_int_equal(policy_member_cap_wait_ms(3600000, 7200000), 0);
+}
+
+static void
+test_policy_member_cap_is_off_at_zero(void **state)
+{
+    assert_int_equal(policy_member_cap_wait_ms(0, 10), 0);
+    const char *members[] = {"m1", "m1"};
+    bool repeat[2] = {false, false};
+    assert_true(policy_member_repeats(0, members, 2, repeat));
+    assert_false(repeat[0]);
+    assert_false(repeat[1]);
+}
+
+static void
+test_policy_member_with_several_rows_in_a_batch_gets_the_first_only(void **state)
+{
+    /* rows 1 and 4 are not being sent, so they neither take nor lose the member's turn */
+    const char *members[] = {"m2", NULL, "m1", "m2", NULL, "m1", "m3", "m2"};
+    bool repeat[8] = {false};
+    assert_true(policy_member_repeats(3600000, members, 8, repeat));
+    const bool want[8] = {false, false, false, true, false, true, false, true};
+    for (size_t i = 0; i < 8; i++)
+        assert_int_equal(repeat[i], want[i]);
+}
+
 int
 main(void)
 {
@@ -433,6 +472,10 @@ main(void)
         cmocka_unit_test(test_policy_both_basis_needs_order_updates_and_an_opt_in),
         cmocka_unit_test(test_policy_consent_terms_for_the_ledger_recheck_agree_with_the_decision),
         cmocka_unit_test(test_policy_consent_bases_are_named_as_in_the_configuration),
+        cmocka_unit_test(test_policy_member_cap_waits_out_the_rest_of_the_window),
+        cmocka_unit_test(test_policy_member_cap_spares_a_member_never_prompted_or_prompted_long_ago),
+        cmocka_unit_test(test_policy_member_cap_is_off_at_zero),
+        cmocka_unit_test(test_policy_member_with_several_rows_in_a_batch_gets_the_first_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
