@@ -402,12 +402,35 @@ log_row(const struct store_row *row, const char *outcome, const char *what)
                              row->order_id, "outcome", outcome));
 }
 
+/* What finalising one row writes: policy's verdict, the metadata patch and the event
+ * payload. The sweep writes it (finalise); a dry run prints it instead. */
+struct preview {
+    struct policy_final pf;
+    json_t *patch;   /* new */
+    json_t *payload; /* new */
+    long long next_ms; /* next_action_at = now + next_ms; < 0 clears it */
+};
+
+static struct preview
+preview_of(const struct ctx *c, const struct store_row *row, const struct item *it,
+           const struct smtp_message *m, double jitter01)
+{
+    struct policy_timing timing = timing_of(c->s);
+    struct preview p;
+    p.pf = policy_finalise(it->action, it->delivery, &it->facts, &timing, jitter01);
+    p.patch = json_pack("{s:s}", "lastRecoveryOutcome", p.pf.outcome);
+    if (p.pf.note != NULL)
+        json_object_set_new(p.patch, "note", json_string(p.pf.note));
+    p.payload = payload_of(c, row, it, &p.pf, m);
+    p.next_ms = p.pf.stop ? -1 : p.pf.next_ms;
+    return p;
+}
+
 /* Finalise the rows that were not released; count and log them. */
 static int
 finalise(struct ctx *c, const struct store_batch *b, struct item *items,
          const struct smtp_message *msgs, struct err *e)
 {
-    struct policy_timing timing = timing_of(c->s);
     struct store_final *fin = calloc(b->n, sizeof *fin);
     struct policy_final *pf = calloc(b->n, sizeof *pf);
     bool *done = calloc(b->n, sizeof *done);
@@ -424,14 +447,12 @@ finalise(struct ctx *c, const struct store_batch *b, struct item *items,
             continue;
         const struct store_row *row = &b->rows[i];
         const struct smtp_message *m = it->action == POLICY_SEND ? &msgs[it->send_slot] : NULL;
-        pf[n] = policy_finalise(it->action, it->delivery, &it->facts, &timing, jitter(c));
-        json_t *patch = json_pack("{s:s}", "lastRecoveryOutcome", pf[n].outcome);
-        if (pf[n].note != NULL)
-            json_object_set_new(patch, "note", json_string(pf[n].note));
+        struct preview p = preview_of(c, row, it, m, jitter(c));
+        pf[n] = p.pf;
         fin[n].row = i;
-        fin[n].patch = patch;
-        fin[n].payload = payload_of(c, row, it, &pf[n], m);
-        fin[n].next_ms = pf[n].stop ? -1 : pf[n].next_ms;
+        fin[n].patch = p.patch;
+        fin[n].payload = p.payload;
+        fin[n].next_ms = p.next_ms;
         n++;
     }
     rc = store_finalise(c->db, c->run_id, b, fin, n, done, lost, e);
@@ -697,6 +718,55 @@ dry_run_write(const struct ctx *c, const struct store_row *row, const struct ite
     return ERR_OK;
 }
 
+/* One line of a dry run: the decision and what finalising the row would write. */
+static void
+dry_run_print(const struct ctx *c, const struct store_row *row, const struct item *it,
+              const struct preview *p)
+{
+    json_t *line = json_pack("{s:b,s:s,s:s?,s:s,s:s,s:s?,s:b}", "dry_run", 1, "orchestration_id",
+                             row->id, "order_id", row->order_id, "action",
+                             policy_action_name(it->action), "outcome", p->pf.outcome, "note",
+                             p->pf.note, "escalate", p->pf.escalate);
+    if (it->action == POLICY_SEND) {
+        json_object_set_new(line, "message_id", json_string(it->message_id));
+        json_object_set_new(line, "message_bytes", json_integer((json_int_t)it->message.len));
+    }
+    char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (text != NULL)
+        fprintf(c->opt->dry_run_out, "%s\n", text);
+    free(text);
+    json_decref(line);
+}
+
+/* A peeked page through the sweep's own steps: decide (and render), then the preview of
+ * finalise, counted as a sweep would count it, with every prompt taken as sent. */
+static int
+dry_run_batch(struct ctx *c, const struct store_batch *b, struct err *e)
+{
+    struct item *items = calloc(b->n, sizeof *items);
+    if (items == NULL)
+        return err_set(e, ERR_INTERNAL, "out of memory");
+    decide(c, b, items);
+    int rc = ERR_OK;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct store_row *row = &b->rows[i];
+        struct item *it = &items[i];
+        it->delivery = POLICY_DELIVERY_SENT; /* what a send would be counted as */
+        struct preview p = preview_of(c, row, it, NULL, 0);
+        dry_run_print(c, row, it, &p);
+        if (rc == ERR_OK)
+            rc = dry_run_write(c, row, it, e);
+        count(c->sum, it, &p.pf);
+        c->sum->processed++;
+        json_decref(p.patch);
+        json_decref(p.payload);
+        buf_free(&it->message);
+    }
+    free(items);
+    return rc;
+}
+
+/* Pages through the due set as a sweep would claim it, without claiming. */
 static int
 dry_run(struct ctx *c, struct err *e)
 {
@@ -714,39 +784,7 @@ dry_run(struct ctx *c, struct err *e)
         rc = store_peek(c->db, lim, c->opt->order_id, last, &b, e);
         if (rc != ERR_OK || b.n == 0)
             break;
-        struct item *items = calloc(b.n, sizeof *items);
-        if (items == NULL) {
-            rc = err_set(e, ERR_INTERNAL, "out of memory");
-            break;
-        }
-        decide(c, &b, items);
-        for (size_t i = 0; i < b.n; i++) {
-            const struct store_row *row = &b.rows[i];
-            struct item *it = &items[i];
-            it->delivery = POLICY_DELIVERY_SENT; /* what a send would be counted as */
-            struct policy_timing timing = timing_of(c->s);
-            struct policy_final pf =
-                policy_finalise(it->action, it->delivery, &it->facts, &timing, 0);
-            json_t *line = json_pack("{s:b,s:s,s:s?,s:s,s:s,s:s?,s:b}", "dry_run", 1,
-                                     "orchestration_id", row->id, "order_id", row->order_id,
-                                     "action", policy_action_name(it->action), "outcome",
-                                     pf.outcome, "note", pf.note, "escalate", pf.escalate);
-            if (it->action == POLICY_SEND) {
-                json_object_set_new(line, "message_id", json_string(it->message_id));
-                json_object_set_new(line, "message_bytes", json_integer((json_int_t)it->message.len));
-            }
-            char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
-            if (text != NULL)
-                fprintf(c->opt->dry_run_out, "%s\n", text);
-            free(text);
-            json_decref(line);
-            if (rc == ERR_OK)
-                rc = dry_run_write(c, row, it, e);
-            count(c->sum, it, &pf);
-            c->sum->processed++;
-            buf_free(&it->message);
-        }
-        free(items);
+        rc = dry_run_batch(c, &b, e);
         if (rc != ERR_OK || c->opt->order_id != NULL)
             break;
         /* keep the last row as the cursor of the next page */
