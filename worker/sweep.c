@@ -28,7 +28,7 @@ struct item {
     struct policy_facts facts; /* as decided; finalise uses the same */
     enum policy_action action;
     enum policy_delivery delivery;
-    char message_id[160];
+    char message_id[160];   /* this due occurrence's, whether or not it is sent now */
     struct buf message;     /* rendered prompt, for rows to send */
     size_t send_slot;       /* index into the batch's smtp messages, when sent */
     bool ledger_ok;         /* the ledger let us send this occurrence */
@@ -197,6 +197,7 @@ decide(struct ctx *c, const struct store_batch *b, struct item *items)
     for (size_t i = 0; i < b->n; i++) {
         struct item *it = &items[i];
         it->facts = facts_of(c, &b->rows[i]);
+        build_message_id(it->message_id, sizeof it->message_id, &b->rows[i], c->s->sender_email);
         it->action = policy_decide(&it->facts, &rules);
         buf_init(&it->message, 0);
     }
@@ -206,7 +207,6 @@ decide(struct ctx *c, const struct store_batch *b, struct item *items)
         struct item *it = &items[i];
         if (it->action != POLICY_SEND)
             continue;
-        build_message_id(it->message_id, sizeof it->message_id, row, c->s->sender_email);
         struct err e;
         err_clear(&e);
         if (render(c, row, it, &e) != ERR_OK) {
@@ -360,9 +360,7 @@ payload_of(const struct ctx *c, const struct store_row *row, const struct item *
                           "stage", row->stage, "intentCount", (json_int_t)row->pending_intents);
     if (it->action == POLICY_SEND || it->action == POLICY_ALREADY_SENT ||
         it->action == POLICY_ORPHANED) {
-        char mid[160];
-        build_message_id(mid, sizeof mid, row, c->s->sender_email);
-        json_object_set_new(p, "messageId", json_string(mid));
+        json_object_set_new(p, "messageId", json_string(it->message_id));
     }
     if (m != NULL && m->code > 0) {
         json_object_set_new(p, "smtpCode", json_integer(m->code));
