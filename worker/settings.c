@@ -15,6 +15,7 @@
 #include "config.h"
 #include "httpd.h"
 #include "mime.h"
+#include "prompt.h"
 #include "token.h"
 
 #define SEC 1000LL
@@ -506,11 +507,18 @@ check_optional_url(struct config *c, const char *key, const char *url)
  * backslashes or backticks. Refused here, such a value is a start-up error rather than every
  * prompt failing at send time. */
 /* Limits that leave room for what each prompt adds: "recovery.<uuid>.<micros>@" before the
- * domain in a 250-character Message-ID; the order id and a token (about 300 characters) in
- * a 2,048-byte resume link; the token in a List-Unsubscribe header of at most 900. */
+ * domain in a Message-ID of MIME_MESSAGE_ID_MAX; the order id and a token (about 300
+ * characters) in a resume link of PROMPT_URL_MAX; the token in an unsubscribe link of
+ * PROMPT_UNSUBSCRIBE_URL_MAX (List-Unsubscribe's limit, less its angle brackets). */
 #define SENDER_DOMAIN_MAX 180
 #define RESUME_URL_MAX 1500
 #define UNSUBSCRIBE_URL_MAX 500
+#define LINK_ADDS 300 /* the order id and a signed token, about this long */
+_Static_assert(PROMPT_MESSAGE_ID_LOCAL_MAX + 1 + SENDER_DOMAIN_MAX <= MIME_MESSAGE_ID_MAX,
+               "every sender domain allowed fits a prompt's Message-ID");
+_Static_assert(RESUME_URL_MAX + LINK_ADDS < PROMPT_URL_MAX, "a resume link has room for its token");
+_Static_assert(UNSUBSCRIBE_URL_MAX + LINK_ADDS < PROMPT_UNSUBSCRIBE_URL_MAX,
+               "an unsubscribe link has room for its token");
 
 static void
 check_link_url(struct config *c, const char *key, const char *url, size_t max)

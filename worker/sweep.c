@@ -28,7 +28,7 @@ struct item {
     struct policy_facts facts; /* as decided; finalise uses the same */
     enum policy_action action;
     enum policy_delivery delivery;
-    char message_id[160];   /* this due occurrence's, whether or not it is sent now */
+    char message_id[MIME_MESSAGE_ID_MAX + 1]; /* this due occurrence's, sent now or not */
     struct buf message;     /* rendered prompt, for rows to send */
     size_t send_slot;       /* index into the batch's smtp messages, when sent */
     bool ledger_ok;         /* the ledger let us send this occurrence */
@@ -62,23 +62,6 @@ sweep_new_run_id(char out[17])
         snprintf(out + 2 * i, 3, "%02x", raw[i]);
 }
 
-static const char *
-sender_domain(const char *sender)
-{
-    const char *at = sender != NULL ? strrchr(sender, '@') : NULL;
-    return at != NULL && at[1] != '\0' ? at + 1 : "localhost";
-}
-
-/* Deterministic per due occurrence, so a resend carries the same id and a duplicate can be
- * recognised by the receiving side as well as in the ledger. */
-static void
-build_message_id(char *out, size_t n, const struct store_row *row, const char *sender)
-{
-    snprintf(out, n, "recovery.%s.%s@%s", row->id, row->due_us != NULL ? row->due_us : "0",
-             sender_domain(sender));
-}
-
-
 static struct policy_facts
 facts_of(const struct ctx *c, const struct store_row *row)
 {
@@ -108,8 +91,8 @@ render(const struct ctx *c, const struct store_row *row, struct item *it, struct
     struct links_target tg = {row->order_id, row->id, row->stage};
     time_t now = time(NULL);
     struct buf url, unsub;
-    buf_init(&url, 2048);
-    buf_init(&unsub, 898); /* List-Unsubscribe's limit, less its angle brackets */
+    buf_init(&url, PROMPT_URL_MAX);
+    buf_init(&unsub, PROMPT_UNSUBSCRIBE_URL_MAX);
     int rc = links_resume_url(c->links, &tg, now, &url, e);
     if (rc == ERR_OK)
         rc = links_unsubscribe_url(c->links, &tg, now, &unsub, e);
@@ -197,7 +180,7 @@ decide(struct ctx *c, const struct store_batch *b, struct item *items)
     for (size_t i = 0; i < b->n; i++) {
         struct item *it = &items[i];
         it->facts = facts_of(c, &b->rows[i]);
-        build_message_id(it->message_id, sizeof it->message_id, &b->rows[i], c->s->sender_email);
+        prompt_message_id(it->message_id, b->rows[i].id, b->rows[i].due_us, c->s->sender_email);
         it->action = policy_decide(&it->facts, &rules);
         buf_init(&it->message, 0);
     }
