@@ -166,17 +166,24 @@ cap_within_batch(const struct ctx *c, const struct store_batch *b, struct item *
     free(repeat);
 }
 
+/* The settings as policy's rules, for the decisions and for the ledger's re-checks alike. */
+static struct policy_rules
+rules_of(const struct settings *s)
+{
+    struct policy_rules r = {
+        .max_prompts = s->max_prompts,
+        .on_unknown = s->on_unknown_delivery == UNKNOWN_DELIVERY_RESEND ? POLICY_UNKNOWN_RESEND
+                                                                        : POLICY_UNKNOWN_SKIP,
+        .give_up_after_ms = s->give_up_after_ms,
+    };
+    return r;
+}
+
 /* Decide every row; render the prompts of those to send. */
 static void
 decide(struct ctx *c, const struct store_batch *b, struct item *items)
 {
-    struct policy_rules rules = {
-        .max_prompts = c->s->max_prompts,
-        .on_unknown = c->s->on_unknown_delivery == UNKNOWN_DELIVERY_RESEND
-                          ? POLICY_UNKNOWN_RESEND
-                          : POLICY_UNKNOWN_SKIP,
-        .give_up_after_ms = c->s->give_up_after_ms,
-    };
+    struct policy_rules rules = rules_of(c->s);
     for (size_t i = 0; i < b->n; i++) {
         struct item *it = &items[i];
         it->facts = facts_of(c, &b->rows[i]);
@@ -537,13 +544,12 @@ batch_prepare(struct ctx *c, struct batch *bt, struct err *e)
         mids[k] = bt->items[i].message_id;
         k++;
     }
-    enum policy_unknown on_unknown = c->s->on_unknown_delivery == UNKNOWN_DELIVERY_RESEND
-                                         ? POLICY_UNKNOWN_RESEND
-                                         : POLICY_UNKNOWN_SKIP;
+    /* the rules the ledger re-checks, from policy */
+    struct policy_rules rules = rules_of(c->s);
     struct policy_consent_terms consent = policy_consent_terms(c->s->consent);
     rc = store_ledger_begin(c->db, c->run_id, b, bt->idx, mids, bt->nsend,
-                            policy_resend_limit(POLICY_LEDGER_SENDING, on_unknown),
-                            policy_resend_limit(POLICY_LEDGER_UNKNOWN, on_unknown),
+                            policy_resend_limit(POLICY_LEDGER_SENDING, rules.on_unknown),
+                            policy_resend_limit(POLICY_LEDGER_UNKNOWN, rules.on_unknown),
                             &consent, c->s->member_min_interval_ms, ok, e);
     if (rc != ERR_OK)
         goto out;
