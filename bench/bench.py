@@ -349,7 +349,15 @@ class Bench:
     # -- setup
 
     def start(self):
-        self.pg = PgCluster().init().start()
+        self.pg = PgCluster().init()
+        if os.environ.get("BENCH_STATEMENTS"):
+            # per-statement figures (BENCH_STATEMENTS=1): pg_stat_statements, planning included
+            with open(os.path.join(self.pg.data, "postgresql.conf"), "a") as f:
+                f.write("shared_preload_libraries = 'pg_stat_statements'\n"
+                        "pg_stat_statements.track_planning = on\n")
+        self.pg.start()
+        if os.environ.get("BENCH_STATEMENTS"):
+            self.q("postgres", "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         log(f"PostgreSQL on 127.0.0.1:{self.pg.port} (data in {self.pg.dir}); "
             f"work dir {self.work}; {self.cores} cores")
         if self.a.pgbouncer:
@@ -466,6 +474,8 @@ class Bench:
             s0, q0, m0 = sink.counters()
             pg0, sink0 = pg_cpu(self.pg.pid), sink.cpu()
             pgb0 = proc_cpu(self.bouncer.proc.pid) if via_bouncer else 0.0
+            if os.environ.get("BENCH_STATEMENTS"):
+                self.q("postgres", "SELECT pg_stat_statements_reset()")
             t0 = time.monotonic()
             r = run_timed([TIME, "-v", "-o", timefile, self.a.bin, "sweep"], env, self.work,
                           timeout)
@@ -492,6 +502,14 @@ class Bench:
                  f"stderr {r.stderr[-3000:]!r} smtp-sink {sink_err[-500:]!r}")
         tv = parse_time_v(timefile)
         self.verify(db, n, eligible, summary=summary, sink_messages=messages)
+        if os.environ.get("BENCH_STATEMENTS"):
+            time.sleep(0.6)  # the statistics collector's flush interval
+            rows = self.q(db, """
+                SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del
+                  FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd + n_tup_del > 0
+                 ORDER BY relname""")
+            sys.stderr.write("table inserts updates hot-updates deletes\n" +
+                             "".join(" ".join(str(c) for c in row) + "\n" for row in rows))
         self.drop_db(db)
         res = {
             "n": n, "eligible": eligible, "concurrency": concurrency, "wall_s": wall,
@@ -504,6 +522,16 @@ class Bench:
             "stderr_lines": len([l for l in r.stderr.splitlines() if l.strip()]),
             "via_pgbouncer": via_bouncer, "pgbouncer_cpu_s": pgb1 - pgb0,
         }
+        if os.environ.get("BENCH_STATEMENTS"):
+            rows = self.q("postgres", """
+                SELECT calls, rows, round(total_plan_time::numeric, 1),
+                       round((total_exec_time + total_plan_time)::numeric, 1),
+                       round(((total_exec_time + total_plan_time) * 1000 / %s)::numeric, 1),
+                       left(regexp_replace(query, '\\s+', ' ', 'g'), 90)
+                  FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC
+                 LIMIT 15""", (n,))
+            sys.stderr.write("calls rows plan-ms ms us/orch statement\n" +
+                             "".join(" ".join(str(c) for c in row) + "\n" for row in rows))
         if os.environ.get("BENCH_LOG_LEVEL"):
             sys.stderr.write("".join(l + "\n" for l in r.stderr.splitlines()
                                      if "journal" in l))

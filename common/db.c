@@ -35,6 +35,8 @@ struct db {
     PGconn *conn; /* NULL once dropped */
     char sqlstate[6];
     long long reply_timeout_ms;
+    const volatile sig_atomic_t *stop;
+    long long stop_reply_timeout_ms;
     /* SELECT set_config($1, $2, true), ...: the per-transaction settings */
     char *prelude_sql;
     char *prelude_params[DB_MAX_LOCAL];
@@ -223,7 +225,7 @@ on_notice(void *arg, const PGresult *res)
     (void)arg;
     const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
     enum log_level level =
-        severity != NULL && strcmp(severity, "WARNING") == 0 ? LOG_WARN : LOG_DEBUG;
+        severity != NULL && strcmp(severity, "WARNING") == 0 ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG;
     if (!log_enabled(level))
         return;
     log_event(level, "database notice",
@@ -235,8 +237,13 @@ on_notice(void *arg, const PGresult *res)
 struct db *
 db_connect(const struct db_options *opt, struct err *e)
 {
+    const char *key = opt->conninfo_key != NULL ? opt->conninfo_key : "the connection string";
+    const char *env = opt->conninfo_env;
     if (opt->conninfo == NULL || opt->conninfo[0] == '\0') {
-        err_set(e, ERR_CONFIG, "database.url (DATABASE_URL) is not set");
+        if (env != NULL)
+            err_set(e, ERR_CONFIG, "%s (%s) is not set", key, env);
+        else
+            err_set(e, ERR_CONFIG, "%s is not set", key);
         return NULL;
     }
     char *errmsg = NULL;
@@ -247,7 +254,7 @@ db_connect(const struct db_options *opt, struct err *e)
         scrub_conninfo(line, opt->conninfo);
         /* the mistake of an env file written for a shell and read by podman or docker */
         bool quoted = strchr("\"'", opt->conninfo[0]) != NULL;
-        err_set(e, ERR_CONFIG, "database.url: %s%s", line,
+        err_set(e, ERR_CONFIG, "%s: %s%s", key, line,
                 quoted ? " (the value starts with a quote: an env file line is KEY=value, "
                          "without quotes)"
                        : "");
@@ -270,7 +277,7 @@ db_connect(const struct db_options *opt, struct err *e)
                           "keepalives_count", "tcp_user_timeout", "dbname", "application_name",
                           "fallback_application_name", "connect_timeout", NULL};
     const char *vals[] = {"1", "30", "10", "3", user_timeout, opt->conninfo,
-                          opt->application_name, "recovery-worker", timeout, NULL};
+                          opt->application_name, opt->application_name, timeout, NULL};
     int base = opt->retry_base_ms > 0 ? opt->retry_base_ms : 250;
     for (int attempt = 0;; attempt++) {
         PGconn *conn = PQconnectdbParams(keys, vals, 1);
@@ -284,6 +291,8 @@ db_connect(const struct db_options *opt, struct err *e)
             PQsetNoticeReceiver(conn, on_notice, NULL);
             db->conn = conn;
             db->reply_timeout_ms = opt->reply_timeout_ms;
+            db->stop = opt->stop;
+            db->stop_reply_timeout_ms = opt->stop_reply_timeout_ms;
             /* so a send never blocks on a full socket: wait_ready does the waiting */
             PQsetnonblocking(conn, 1);
             if (prelude_init(db, opt) != ERR_OK) {
@@ -306,8 +315,8 @@ db_connect(const struct db_options *opt, struct err *e)
         if (code == ERR_CONFIG) {
             err_set(e, ERR_CONFIG,
                     "cannot connect to the database: %s (a configuration problem: check "
-                    "DATABASE_URL, the files it names and the server's pg_hba.conf; not retried)",
-                    line);
+                    "%s, the files it names and the server's pg_hba.conf; not retried)",
+                    line, env != NULL ? env : key);
             return NULL;
         }
         if (attempt >= opt->connect_retries) {
@@ -424,11 +433,12 @@ usable(struct db *db, struct err *e)
                    "database: connection dropped after the database stopped answering");
 }
 
-/* Sends what is queued and waits until a result can be read without blocking, up to the
- * deadline (0: none). Wakes every quarter second to see whether a connection sharing
- * this one's fate gave up. */
+/* Sends what is queued and waits until a result can be read without blocking, up to
+ * *deadline (0: none), which a stop request brings forward (db_options.stop). Wakes every
+ * quarter second to see whether a connection sharing this one's fate gave up, or a stop
+ * was asked for. */
 static int
-wait_ready(struct db *db, long long deadline, struct err *e)
+wait_ready(struct db *db, long long *deadline, struct err *e)
 {
     for (;;) {
         int pending = PQflush(db->conn);
@@ -437,13 +447,24 @@ wait_ready(struct db *db, long long deadline, struct err *e)
         if (pending == 0 && !PQisBusy(db->conn))
             return ERR_OK;
         long long slice = 250;
-        if (deadline > 0) {
-            long long left = deadline - clock_mono_ms();
+        bool stopping = db->stop != NULL && *db->stop && db->stop_reply_timeout_ms > 0;
+        if (stopping) {
+            long long cap = clock_mono_ms() + db->stop_reply_timeout_ms;
+            if (*deadline == 0 || cap < *deadline)
+                *deadline = cap;
+        }
+        if (*deadline > 0) {
+            long long left = *deadline - clock_mono_ms();
             if (left <= 0) {
                 if (db->fate != NULL)
                     atomic_store(&db->fate->silent, 1);
                 drop(db);
                 db->sqlstate[0] = '\0';
+                if (stopping)
+                    return err_set(e, ERR_UNAVAILABLE,
+                                   "database: no reply within %lld ms of the stop request; "
+                                   "connection dropped",
+                                   db->stop_reply_timeout_ms);
                 return err_set(e, ERR_UNAVAILABLE,
                                "database: no reply within %lld ms; connection dropped",
                                db->reply_timeout_ms);
@@ -499,7 +520,7 @@ roundtrip(struct db *db, const struct query *q, int nq, int keep, PGresult **kep
     PGresult *mine = NULL;
     int idx = 0;
     for (;;) {
-        rc = wait_ready(db, deadline, e);
+        rc = wait_ready(db, &deadline, e);
         if (rc != ERR_OK)
             break;
         PGresult *r = PQgetResult(db->conn);
@@ -585,7 +606,7 @@ exec_simple(struct db *db, const char *sql, struct err *e)
         return lost(db, e);
     PGresult *failed = NULL;
     for (;;) {
-        rc = wait_ready(db, deadline, e);
+        rc = wait_ready(db, &deadline, e);
         if (rc != ERR_OK)
             break;
         PGresult *r = PQgetResult(db->conn);
@@ -749,4 +770,73 @@ void
 db_array_end(struct buf *b)
 {
     buf_putc(b, '}');
+}
+
+/* ---- masking --------------------------------------------------------------------------- */
+
+/* key=value strings mask each "password" value here; URIs go through log_mask_url, then a
+ * "password=" query parameter is masked as well. */
+char *
+db_mask_conninfo(const char *conninfo)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    if (conninfo == NULL)
+        return buf_steal(&b);
+    const char *scheme = strstr(conninfo, "://");
+    if (scheme != NULL && strncmp(conninfo, "postgres", 8) == 0) {
+        char *masked = log_mask_url(conninfo, 0);
+        if (masked == NULL)
+            return NULL;
+        /* password=... may also appear as a query parameter */
+        const char *rest = masked + (scheme + 3 - conninfo);
+        rest += strcspn(rest, "/?");
+        const char *q = strstr(rest, "password=");
+        if (q == NULL) {
+            buf_free(&b);
+            return masked;
+        }
+        buf_append(&b, masked, (size_t)(q - masked) + 9);
+        buf_puts(&b, "****");
+        buf_puts(&b, q + 9 + strcspn(q + 9, "&"));
+        free(masked);
+        return buf_steal(&b);
+    }
+    /* key=value form: values may be single-quoted with backslash escapes */
+    const char *p = conninfo;
+    while (*p != '\0') {
+        const char *k = strstr(p, "password");
+        if (k == NULL) {
+            buf_puts(&b, p);
+            break;
+        }
+        const char *v = k + 8;
+        while (*v == ' ')
+            v++;
+        bool is_key = (k == conninfo || k[-1] == ' ') && *v == '=';
+        if (!is_key) {
+            buf_append(&b, p, (size_t)(k + 8 - p));
+            p = k + 8;
+            continue;
+        }
+        v++;
+        buf_append(&b, p, (size_t)(v - p));
+        while (*v == ' ')
+            v++;
+        if (*v == '\'') {
+            v++;
+            while (*v != '\0' && *v != '\'') {
+                if (*v == '\\' && v[1] != '\0')
+                    v++;
+                v++;
+            }
+            if (*v == '\'')
+                v++;
+        } else {
+            v += strcspn(v, " ");
+        }
+        buf_puts(&b, "****");
+        p = v;
+    }
+    return buf_steal(&b);
 }

@@ -5,6 +5,7 @@
 #ifndef COMMON_DB_H
 #define COMMON_DB_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -15,6 +16,11 @@ struct db_res;
 
 struct db_options {
     const char *conninfo;     /* libpq key/value string or URI; borrowed */
+    /* How messages name conninfo to the operator: the configuration key and the environment
+     * variable it comes from ("database.url", "DATABASE_URL"). Borrowed; either may be NULL
+     * ("the connection string" stands in for a missing key). */
+    const char *conninfo_key;
+    const char *conninfo_env;
     int connect_retries;      /* extra attempts after the first on a connection failure */
     int retry_base_ms;        /* first backoff, doubled each attempt, with jitter */
     const char *application_name;
@@ -26,6 +32,11 @@ struct db_options {
      * connection is dropped and the call fails with ERR_UNAVAILABLE. Also the kernel's
      * tcp_user_timeout. 0 = no deadline. */
     long long reply_timeout_ms;
+    /* Once *stop is set (a stop was asked for), no reply is waited for longer than
+     * stop_reply_timeout_ms from the moment the wait saw it: a database that went silent
+     * cannot hold a stopping program beyond that. NULL or 0: reply_timeout_ms only. */
+    const volatile sig_atomic_t *stop;
+    long long stop_reply_timeout_ms;
     /* Settings made per transaction (set_config(name, value, true)), never for the session:
      * name, value, name, value, ..., NULL. Borrowed; copied at connect. */
     const char *const *local_settings;
@@ -99,6 +110,10 @@ struct buf;
 void db_array_begin(struct buf *b);
 void db_array_add(struct buf *b, const char *value);
 void db_array_end(struct buf *b);
+
+/* Returns a copy of a libpq connection string (key=value or URI) with every password
+ * masked as "****" (new; free with free()). NULL only when out of memory. */
+char *db_mask_conninfo(const char *conninfo);
 
 /* The SQLSTATE of the last failed statement ("" if none). */
 const char *db_last_sqlstate(const struct db *db);

@@ -1,4 +1,4 @@
-/* failpoint: test-only pause/crash points, driven by RECOVERY_WORKER_FAILPOINTS. */
+/* failpoint: test-only pause/crash points, driven by one environment variable. */
 #include "failpoint.h"
 
 #include <signal.h>
@@ -25,9 +25,9 @@ static struct fp points[FP_MAX];
 static int npoints;
 
 void
-failpoint_init(void)
+failpoint_init(const char *env_name)
 {
-    const char *spec = getenv("RECOVERY_WORKER_FAILPOINTS");
+    const char *spec = env_name != NULL ? getenv(env_name) : NULL;
     if (spec == NULL || *spec == '\0')
         return;
     char copy[512];

@@ -8,6 +8,7 @@
 #include <curl/curl.h> /* the only file that includes it */
 
 #include "buf.h"
+#include "log.h"
 
 /* How much of an error response goes into the message: enough for the Pushgateway's "pushed
  * metrics are invalid or inconsistent with existing metrics: ..." explanation. */
@@ -86,43 +87,14 @@ curl_err(CURLcode rc)
     }
 }
 
-/* Where the authority starts (after "scheme://") and ends (at '/', '?' or '#'). */
+/* Where the authority starts (after "scheme://") and ends (at '/' or '?': as for
+ * log_mask_url, a raw '#' in a password does not end it). */
 static void
 split_authority(const char *url, const char **start, const char **end)
 {
     const char *p = strstr(url, "://");
     *start = p != NULL ? p + 3 : url;
-    *end = *start + strcspn(*start, "/?#");
-}
-
-char *
-http_mask_url(const char *url, bool hide_path)
-{
-    if (url == NULL)
-        return NULL;
-    const char *start, *end;
-    split_authority(url, &start, &end);
-    const char *host = start;
-    for (const char *p = start; p < end; p++) {
-        if (*p == '@')
-            host = p + 1;
-    }
-    struct buf b;
-    buf_init(&b, 0);
-    buf_append(&b, url, (size_t)(start - url));
-    if (host != start)
-        buf_puts(&b, "***@");
-    buf_append(&b, host, (size_t)(end - host));
-    if (hide_path) {
-        if (*end != '\0')
-            buf_puts(&b, "/***");
-    } else {
-        size_t path_len = strcspn(end, "?#");
-        buf_append(&b, end, path_len);
-        if (end[path_len] == '?')
-            buf_puts(&b, "?***");
-    }
-    return buf_steal(&b);
+    *end = *start + strcspn(*start, "/?");
 }
 
 /* Copies src into dst (of size dstsz) with every occurrence of secret (when long enough to
@@ -249,7 +221,8 @@ http_request(const struct http_request *req, struct http_response *resp, struct 
         return err_set(e, ERR_INTERNAL, "http GET with a body");
 
     const char *method = method_name(req->method);
-    char *shown = http_mask_url(req->url, req->hide_path);
+    char *shown = log_mask_url(req->url, LOG_MASK_USERINFO | LOG_MASK_QUERY |
+                                             (req->hide_path ? LOG_MASK_PATH : 0));
     if (shown == NULL)
         return err_set(e, ERR_INTERNAL, "http %s: out of memory", method);
     const char *secret;

@@ -43,7 +43,7 @@ struct http_response {
 };
 
 /* Performs req. Returns ERR_OK for a 2xx answer. Otherwise e says what happened, naming
- * the method and the URL with credentials and query masked (http_mask_url):
+ * the method and the URL with credentials and query masked (log_mask_url):
  *   ERR_UNAVAILABLE  no answer: resolve, connect, TLS, send/receive failure or timeout;
  *   ERR_TEMPORARY    5xx, 408 or 429 (worth retrying later);
  *   ERR_PERMANENT    any other 4xx, or a 3xx not followed (fix the URL);
@@ -63,10 +63,5 @@ void http_response_free(struct http_response *resp);
 
 /* The error code an HTTP status maps to (ERR_OK for 2xx), as http_request decides it. */
 int http_status_err(long status);
-
-/* A copy of url fit for a log line: "user:pass@" becomes "***@" and a query string becomes
- * "?***"; with hide_path, the path and all after it become a slash and three stars.
- * New; free with free(). NULL when out of memory or url is NULL. */
-char *http_mask_url(const char *url, bool hide_path);
 
 #endif

@@ -1,5 +1,5 @@
 /* log: JSON lines on stderr with level, time and context; secrets masked by the caller's
- * choice of fields and by log_mask_conninfo. */
+ * choice of fields and by log_mask_url. */
 #include "log.h"
 
 #include <pthread.h>
@@ -13,7 +13,7 @@
 
 #include "buf.h"
 
-static enum log_level current_level = LOG_INFO;
+static enum log_level current_level = LOG_LEVEL_INFO;
 static json_t *context;
 /* The context is read by every line and written between sweeps, while HTTP threads log. */
 static pthread_mutex_t context_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -29,7 +29,7 @@ log_level_parse(const char *s, enum log_level *out)
         }
     }
     if (strcasecmp(s, "warning") == 0) {
-        *out = LOG_WARN;
+        *out = LOG_LEVEL_WARN;
         return true;
     }
     return false;
@@ -39,13 +39,13 @@ const char *
 log_level_name(enum log_level level)
 {
     switch (level) {
-    case LOG_DEBUG:
+    case LOG_LEVEL_DEBUG:
         return "debug";
-    case LOG_INFO:
+    case LOG_LEVEL_INFO:
         return "info";
-    case LOG_WARN:
+    case LOG_LEVEL_WARN:
         return "warn";
-    case LOG_ERROR:
+    case LOG_LEVEL_ERROR:
         return "error";
     }
     return "info";
@@ -130,73 +130,49 @@ log_event(enum log_level level, const char *msg, json_t *fields)
     free(text);
 }
 
-/* Masks "password=..." in key/value strings and the userinfo password in URIs. */
+/* ---- masking --------------------------------------------------------------------------- */
+
 char *
-log_mask_conninfo(const char *conninfo)
+log_mask_url(const char *url, unsigned flags)
 {
+    if (url == NULL)
+        return NULL;
+    const char *scheme = strstr(url, "://");
+    const char *auth = scheme != NULL ? scheme + 3 : url;
+    /* '#' does not end the search for '@': a password with a raw '#' is still a password. */
+    const char *auth_end = auth + strcspn(auth, "/?");
+    const char *at = NULL;
+    for (const char *p = auth; p < auth_end; p++)
+        if (*p == '@')
+            at = p;
     struct buf b;
     buf_init(&b, 0);
-    if (conninfo == NULL)
-        return buf_steal(&b);
-    const char *scheme = strstr(conninfo, "://");
-    if (scheme != NULL && (strncmp(conninfo, "postgres", 8) == 0)) {
-        const char *auth = scheme + 3;
-        const char *end = auth + strcspn(auth, "/?");
-        const char *at = NULL;
-        for (const char *p = auth; p < end; p++)
-            if (*p == '@')
-                at = p;
-        const char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-        if (colon != NULL) {
-            buf_append(&b, conninfo, (size_t)(colon + 1 - conninfo));
-            buf_puts(&b, "****");
-            conninfo = at;
-        }
-        /* password=... may also appear as a query parameter */
-        const char *q = strstr(conninfo, "password=");
-        if (q != NULL) {
-            buf_append(&b, conninfo, (size_t)(q - conninfo) + 9);
-            buf_puts(&b, "****");
-            conninfo = q + 9 + strcspn(q + 9, "&");
-        }
-        buf_puts(&b, conninfo);
-        return buf_steal(&b);
-    }
-    /* key=value form: values may be single-quoted with backslash escapes */
-    const char *p = conninfo;
-    while (*p != '\0') {
-        const char *k = strstr(p, "password");
-        if (k == NULL) {
-            buf_puts(&b, p);
-            break;
-        }
-        const char *v = k + 8;
-        while (*v == ' ')
-            v++;
-        bool is_key = (k == conninfo || k[-1] == ' ') && *v == '=';
-        if (!is_key) {
-            buf_append(&b, p, (size_t)(k + 8 - p));
-            p = k + 8;
-            continue;
-        }
-        v++;
-        buf_append(&b, p, (size_t)(v - p));
-        while (*v == ' ')
-            v++;
-        if (*v == '\'') {
-            v++;
-            while (*v != '\0' && *v != '\'') {
-                if (*v == '\\' && v[1] != '\0')
-                    v++;
-                v++;
-            }
-            if (*v == '\'')
-                v++;
+    buf_append(&b, url, (size_t)(auth - url));
+    const char *host = auth;
+    if (at != NULL) {
+        const char *colon = memchr(auth, ':', (size_t)(at - auth));
+        if ((flags & LOG_MASK_USERINFO) != 0) {
+            buf_puts(&b, "***@");
+        } else if (colon != NULL) {
+            buf_append(&b, auth, (size_t)(colon + 1 - auth));
+            buf_puts(&b, "****@");
         } else {
-            v += strcspn(v, " ");
+            buf_append(&b, auth, (size_t)(at + 1 - auth));
         }
-        buf_puts(&b, "****");
-        p = v;
+        host = at + 1;
+    }
+    const char *end = host + strcspn(host, "/?#");
+    buf_append(&b, host, (size_t)(end - host));
+    if ((flags & LOG_MASK_PATH) != 0) {
+        if (*end != '\0')
+            buf_puts(&b, "/***");
+    } else if ((flags & LOG_MASK_QUERY) != 0) {
+        size_t path_len = strcspn(end, "?#");
+        buf_append(&b, end, path_len);
+        if (end[path_len] == '?')
+            buf_puts(&b, "?***");
+    } else {
+        buf_puts(&b, end);
     }
     return buf_steal(&b);
 }

@@ -7,7 +7,7 @@
 
 #include <jansson.h>
 
-enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
+enum log_level { LOG_LEVEL_DEBUG = 0, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 
 /* Parses "debug|info|warn|error" (case-insensitive). Returns false for anything else. */
 bool log_level_parse(const char *s, enum log_level *out);
@@ -26,13 +26,21 @@ void log_clear_context(void);
  * Thread-safe: one write(2) per line. */
 void log_event(enum log_level level, const char *msg, json_t *fields);
 
-#define log_debug(msg, fields) log_event(LOG_DEBUG, (msg), (fields))
-#define log_info(msg, fields) log_event(LOG_INFO, (msg), (fields))
-#define log_warn(msg, fields) log_event(LOG_WARN, (msg), (fields))
-#define log_error(msg, fields) log_event(LOG_ERROR, (msg), (fields))
+#define log_debug(msg, fields) log_event(LOG_LEVEL_DEBUG, (msg), (fields))
+#define log_info(msg, fields) log_event(LOG_LEVEL_INFO, (msg), (fields))
+#define log_warn(msg, fields) log_event(LOG_LEVEL_WARN, (msg), (fields))
+#define log_error(msg, fields) log_event(LOG_LEVEL_ERROR, (msg), (fields))
 
-/* Returns a copy of a libpq connection string or URI with any password masked
- * (new; free with free()). Never NULL unless out of memory. */
-char *log_mask_conninfo(const char *conninfo);
+/* Flags of log_mask_url. With none, only the password of the userinfo is masked:
+ * "scheme://user:****@host/path?query#fragment". */
+#define LOG_MASK_USERINFO 1u /* the whole userinfo, user name included, becomes "***@" */
+#define LOG_MASK_QUERY 2u    /* the query becomes "?***", and the fragment is dropped */
+#define LOG_MASK_PATH 4u     /* the path and all after it become a slash and three stars */
+
+/* Returns a copy of url fit for a log line or a printed setting, masked as flags say (new;
+ * free with free()). The userinfo is whatever precedes the last '@' before the first '/' or
+ * '?' after "scheme://" (or from the start, without a scheme), so a raw '#' or ':' in a
+ * password is still hidden. NULL when url is NULL or out of memory. */
+char *log_mask_url(const char *url, unsigned flags);
 
 #endif

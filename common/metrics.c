@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "enc.h"
 #include "http.h"
 
 void
@@ -197,44 +198,10 @@ metrics_free(struct metrics *m)
     m->nfamilies = 0;
 }
 
-/* RFC 4648 §5 base64url, without padding (the Pushgateway accepts either). */
-static void
-put_base64url(struct buf *b, const char *s)
-{
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s);
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-        buf_putc(b, alphabet[(v >> 18) & 63]);
-        buf_putc(b, alphabet[(v >> 12) & 63]);
-        buf_putc(b, alphabet[(v >> 6) & 63]);
-        buf_putc(b, alphabet[v & 63]);
-    }
-    if (n - i == 1) {
-        unsigned v = (unsigned)p[i] << 16;
-        buf_putc(b, alphabet[(v >> 18) & 63]);
-        buf_putc(b, alphabet[(v >> 12) & 63]);
-    } else if (n - i == 2) {
-        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8;
-        buf_putc(b, alphabet[(v >> 18) & 63]);
-        buf_putc(b, alphabet[(v >> 12) & 63]);
-        buf_putc(b, alphabet[(v >> 6) & 63]);
-    }
-}
-
-static bool
-is_unreserved(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '_' || c == '~';
-}
-
 /* "/<name>/<value>" or "/<name>@base64/<value>". A '/' cannot be percent-encoded past the
  * Pushgateway's router, an empty segment would vanish when the path is cleaned, and "." or
- * ".." would be resolved away by curl or the server: those go in base64. */
+ * ".." would be resolved away by curl or the server: those go in base64url without padding
+ * (the Pushgateway accepts either). */
 static void
 put_segment(struct buf *b, const char *name, const char *value)
 {
@@ -245,15 +212,10 @@ put_segment(struct buf *b, const char *name, const char *value)
         if (value[0] == '\0')
             buf_putc(b, '='); /* the Pushgateway's spelling of an empty value */
         else
-            put_base64url(b, value);
+            enc_base64_put(b, value, strlen(value), ENC_BASE64_URL);
         return;
     }
-    for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++) {
-        if (is_unreserved(*p))
-            buf_putc(b, (char)*p);
-        else
-            buf_printf(b, "%%%02X", *p);
-    }
+    enc_percent_put(b, value);
 }
 
 char *

@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "addr.h"
+#include "enc.h"
+
 /* RFC 5322 §2.1.1: lines SHOULD be at most 78 characters, MUST be at most 998. */
 #define HDR_WIDTH 78
 #define LINE_MAX_OCTETS 998
@@ -27,7 +30,6 @@ _Static_assert(sizeof "List-Unsubscribe: " - 1 + MIME_LIST_UNSUBSCRIBE_MAX <= LI
                "a List-Unsubscribe value cannot be folded: its line must fit whole");
 
 #define ADDR_MAX 254
-#define LOCAL_PART_MAX 64
 
 static const char REPLACEMENT[] = "\xEF\xBF\xBD"; /* U+FFFD */
 
@@ -210,12 +212,6 @@ is_atext(unsigned char c)
     return c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
 }
 
-static bool
-is_ldh(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
-}
-
 /* s[0..len) is dot-atom-text whose characters satisfy ok: no empty atom, so no leading,
  * trailing or doubled dot. */
 static bool
@@ -233,21 +229,6 @@ dot_atom_ok(const char *s, size_t len, bool (*ok)(unsigned char))
         }
     }
     return true;
-}
-
-bool
-mime_address_valid(const char *addr)
-{
-    if (addr == NULL)
-        return false;
-    size_t len = strlen(addr);
-    const char *at = strchr(addr, '@');
-    if (len > ADDR_MAX || at == NULL || strchr(at + 1, '@') != NULL)
-        return false;
-    size_t local = (size_t)(at - addr);
-    if (local > LOCAL_PART_MAX || !dot_atom_ok(addr, local, is_atext))
-        return false;
-    return dot_atom_ok(at + 1, len - local - 1, is_ldh);
 }
 
 bool
@@ -366,27 +347,6 @@ hdr_try_words(struct hdr *h, const char *s, bool split)
     return ok;
 }
 
-/* Writes the base64 of s[0..n) to dst (room for 4 * ceil(n / 3) characters); returns the
- * number written. */
-static size_t
-base64_encode(char *dst, const unsigned char *s, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)s[i + 1] << 8;
-        if (i + 2 < n)
-            v |= s[i + 2];
-        dst[o++] = tab[(v >> 18) & 63];
-        dst[o++] = tab[(v >> 12) & 63];
-        dst[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-        dst[o++] = i + 2 < n ? tab[v & 63] : '=';
-    }
-    return o;
-}
-
 /* Octets an encoded word can carry if it goes on the current line after one space. */
 static size_t
 ew_budget(size_t col)
@@ -430,10 +390,10 @@ hdr_encoded(struct hdr *h, const char *s)
         if (i > 0 || ew_budget(h->col) < 4)
             hdr_fold(h);
         size_t take = ew_chunk(s + i, len - i, ew_budget(h->col));
-        char word[EW_OVERHEAD + EW_MAX_RAW / 3 * 4];
+        char word[EW_OVERHEAD + ENC_BASE64_SIZE(EW_MAX_RAW)];
         size_t n = sizeof EW_PREFIX - 1;
         memcpy(word, EW_PREFIX, n);
-        n += base64_encode(word + n, (const unsigned char *)s + i, take);
+        n += enc_base64(word + n, s + i, take, 0);
         memcpy(word + n, "?=", 2);
         hdr_word(h, word, n + 2);
         i += take;
@@ -512,7 +472,7 @@ mime_header_text(struct buf *out, const char *name, const char *value)
 bool
 mime_header_address(struct buf *out, const char *name, const char *display, const char *addr)
 {
-    if (!mime_address_valid(addr))
+    if (!addr_valid(addr, 0))
         return false;
     struct buf clean;
     buf_init(&clean, 0);
@@ -676,9 +636,9 @@ make_boundary(char *out, size_t size, const char *message_id)
 static int
 check_message(const struct mime_message *m, struct err *e)
 {
-    if (!mime_address_valid(m->from_addr))
+    if (!addr_valid(m->from_addr, 0))
         return err_set(e, ERR_DATA, "mime: sender address is not an acceptable mailbox");
-    if (!mime_address_valid(m->to_addr))
+    if (!addr_valid(m->to_addr, 0))
         return err_set(e, ERR_DATA, "mime: recipient address is not an acceptable mailbox");
     if (!mime_message_id_valid(m->message_id))
         return err_set(e, ERR_DATA, "mime: message id is not an acceptable id-left@id-right");

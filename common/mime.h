@@ -48,7 +48,7 @@ void mime_header_text(struct buf *out, const char *name, const char *value);
 
 /* Appends "Name: display <addr>" with the display name quoted or encoded as needed (cleaned
  * and cut to MIME_NAME_MAX bytes); "Name: addr" when display is NULL or blank. Returns false
- * and appends nothing when addr fails mime_address_valid. */
+ * and appends nothing when addr fails addr_valid (flags 0: no address literals). */
 bool mime_header_address(struct buf *out, const char *name, const char *display, const char *addr);
 
 /* Appends text encoded as quoted-printable (RFC 2045 §6.7), lines normalised to CRLF,
@@ -71,11 +71,6 @@ void mime_clean_text(struct buf *out, const char *s, size_t max);
 /* Whether s[0..len) is well-formed UTF-8 (no overlongs, surrogates or code points past
  * U+10FFFF). */
 bool mime_utf8_valid(const char *s, size_t len);
-
-/* Whether addr is a mailbox we will put in a header and an envelope: ASCII dot-atom local
- * part (<= 64 octets) "@" a host name of letters, digits, '-' and '.', at most 254 octets in
- * all. Quoted local parts, address literals and non-ASCII (SMTPUTF8) are refused. */
-bool mime_address_valid(const char *addr);
 
 /* Whether id (without angle brackets) is a dot-atom "@" dot-atom of at most 250 octets. */
 bool mime_message_id_valid(const char *id);

@@ -33,6 +33,7 @@
 #include <auth-client.h>
 #include <libesmtp.h>
 
+#include "addr.h"
 #include "clock.h"
 #include "log.h"
 
@@ -151,94 +152,6 @@ is_alpha(unsigned char c)
 }
 
 static bool
-is_alnum(unsigned char c)
-{
-    return is_alpha(c) || is_digit(c);
-}
-
-static bool
-is_atext(unsigned char c)
-{
-    return is_alnum(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
-}
-
-/* One or more labels of letters, digits and hyphens, no label longer than 63 or starting or
- * ending with a hyphen, no empty label (so no leading, trailing or double dot). */
-static bool
-domain_valid(const char *d, size_t len)
-{
-    if (len == 0 || len > 253)
-        return false;
-    size_t label = 0;
-    bool all_digits = true;
-    for (size_t i = 0; i <= len; i++) {
-        unsigned char c = i < len ? (unsigned char)d[i] : '.';
-        if (c == '.') {
-            if (label == 0 || label > 63 || d[i - 1] == '-')
-                return false;
-            if (i == len && all_digits)
-                return false; /* "a@1.2.3.4" is not a domain; use "[1.2.3.4]" */
-            label = 0;
-            all_digits = true;
-            continue;
-        }
-        if (!is_alnum(c) && c != '-')
-            return false;
-        if (label == 0 && c == '-')
-            return false;
-        if (!is_digit(c))
-            all_digits = false;
-        label++;
-    }
-    return true;
-}
-
-/* "[192.0.2.1]" or "[IPv6:2001:db8::1]". */
-static bool
-address_literal_valid(const char *d, size_t len)
-{
-    char buf[64];
-    if (len < 3 || len - 2 >= sizeof buf || d[0] != '[' || d[len - 1] != ']')
-        return false;
-    memcpy(buf, d + 1, len - 2);
-    buf[len - 2] = '\0';
-    unsigned char addr[sizeof(struct in6_addr)];
-    if (strncasecmp(buf, "IPv6:", 5) == 0)
-        return inet_pton(AF_INET6, buf + 5, addr) == 1;
-    return inet_pton(AF_INET, buf, addr) == 1;
-}
-
-bool
-smtp_address_valid(const char *s)
-{
-    if (s == NULL)
-        return false;
-    size_t len = strlen(s);
-    if (len == 0 || len > 254)
-        return false;
-    const char *at = strchr(s, '@');
-    if (at == NULL || strchr(at + 1, '@') != NULL)
-        return false;
-    size_t local = (size_t)(at - s);
-    if (local == 0 || local > 64 || s[0] == '.' || s[local - 1] == '.')
-        return false;
-    for (size_t i = 0; i < local; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '.') {
-            if (s[i + 1] == '.')
-                return false;
-        } else if (!is_atext(c)) {
-            return false;
-        }
-    }
-    const char *d = at + 1;
-    size_t dlen = len - local - 1;
-    if (dlen > 0 && d[0] == '[')
-        return address_literal_valid(d, dlen);
-    return domain_valid(d, dlen);
-}
-
-static bool
 is_ipv4(const char *s)
 {
     struct in_addr a;
@@ -250,7 +163,7 @@ is_ipv4(const char *s)
 static bool
 host_valid(const char *h)
 {
-    return h != NULL && (is_ipv4(h) || domain_valid(h, strlen(h)));
+    return h != NULL && (is_ipv4(h) || addr_domain_valid(h, strlen(h)));
 }
 
 static bool
@@ -260,8 +173,8 @@ helo_valid(const char *h)
         return false;
     size_t len = strlen(h);
     if (len > 0 && h[0] == '[')
-        return address_literal_valid(h, len);
-    return domain_valid(h, len);
+        return addr_literal_valid(h, len);
+    return addr_domain_valid(h, len);
 }
 
 static bool
@@ -1517,7 +1430,7 @@ screen_messages(struct smtp_message *msgs, size_t n, struct message_state *st, s
         st[i].s = s;
         st[i].index = i;
         size_t bad_at = 0;
-        if (!smtp_address_valid(m->sender) || !smtp_address_valid(m->recipient)) {
+        if (!addr_valid(m->sender, ADDR_LITERAL) || !addr_valid(m->recipient, ADDR_LITERAL)) {
             set_outcome(m, SMTP_FAILED, 0, "invalid address");
             continue;
         }
@@ -1663,7 +1576,7 @@ static void
 log_session(const struct session *s, const struct smtp_message *msgs, size_t n, long long elapsed,
             int rc)
 {
-    if (!log_enabled(LOG_DEBUG))
+    if (!log_enabled(LOG_LEVEL_DEBUG))
         return;
     int counts[SMTP_UNKNOWN + 1] = {0};
     for (size_t i = 0; i < n; i++)

@@ -146,10 +146,4 @@ void smtp_interrupt_sessions(const struct smtp_config *cfg);
 
 const char *smtp_outcome_name(enum smtp_outcome o);
 
-/* Whether s is a plausible RFC 5321 mailbox we are willing to put in an envelope: no
- * controls, spaces or angle brackets, one '@', a dot-atom local part <= 64, total <= 254, a
- * domain of letters, digits and hyphens (or an IP literal). A single-label domain
- * ("user@localhost") is accepted; a trailing dot or an all-numeric last label is not. */
-bool smtp_address_valid(const char *s);
-
 #endif

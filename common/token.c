@@ -1,10 +1,9 @@
-/* token: v1 link tokens, base64url(JSON) signed with HMAC-SHA256 under a rotating key ring
+/* token: v1 tokens, base64url(JSON object) signed with HMAC-SHA256 under a rotating key ring
  * (format in token.h). */
 #include "token.h"
 
 #include <limits.h>
 #include <stdio.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,9 +12,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "enc.h"
+
 #define VERSION_PREFIX "v1."
 #define MAC_B64_LEN 43 /* 32 bytes in unpadded base64url */
-#define PAYLOAD_MEMBERS 6
 
 struct token_key {
     char kid[TOKEN_KID_MAX + 1];
@@ -30,7 +30,7 @@ struct token_ring {
 
 /* ---- names ------------------------------------------------------------------------------ */
 
-/* Switches without default, so -Wswitch flags a new value with no name. */
+/* A switch without default, so -Wswitch flags a new value with no name. */
 const char *
 token_status_str(enum token_status status)
 {
@@ -43,40 +43,8 @@ token_status_str(enum token_status status)
         return "unknown_key";
     case TOKEN_BAD_SIGNATURE:
         return "bad_signature";
-    case TOKEN_EXPIRED:
-        return "expired";
-    case TOKEN_WRONG_PURPOSE:
-        return "wrong_purpose";
     }
     return "malformed";
-}
-
-const char *
-token_purpose_str(enum token_purpose purpose)
-{
-    switch (purpose) {
-    case TOKEN_PURPOSE_ANY:
-        return "any";
-    case TOKEN_PURPOSE_RESUME:
-        return "resume";
-    case TOKEN_PURPOSE_UNSUBSCRIBE:
-        return "unsubscribe";
-    }
-    return "any";
-}
-
-bool
-token_purpose_parse(const char *s, enum token_purpose *out)
-{
-    if (s == NULL)
-        return false;
-    if (strcmp(s, "resume") == 0)
-        *out = TOKEN_PURPOSE_RESUME;
-    else if (strcmp(s, "unsubscribe") == 0)
-        *out = TOKEN_PURPOSE_UNSUBSCRIBE;
-    else
-        return false;
-    return true;
 }
 
 /* ---- primitives ------------------------------------------------------------------------- */
@@ -94,71 +62,6 @@ token_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_l
     if (HMAC(EVP_sha256(), k, (int)key_len, msg, msg_len, out, &out_len) == NULL)
         return false;
     return out_len == TOKEN_MAC_LEN;
-}
-
-static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static void
-b64url_encode(struct buf *out, const unsigned char *p, size_t n)
-{
-    char quad[4];
-    for (size_t i = 0; i < n; i += 3) {
-        size_t left = n - i;
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (left > 1)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (left > 2)
-            v |= p[i + 2];
-        quad[0] = B64URL[(v >> 18) & 63];
-        quad[1] = B64URL[(v >> 12) & 63];
-        quad[2] = B64URL[(v >> 6) & 63];
-        quad[3] = B64URL[v & 63];
-        buf_append(out, quad, left >= 3 ? 4 : left + 1);
-    }
-}
-
-static int
-b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-/* Decodes unpadded base64url into out (cap bytes). Refuses other characters, a length that
- * no encoding has (4k+1), and non-zero unused bits, so each byte string has one spelling. */
-static bool
-b64url_decode(const char *s, size_t n, unsigned char *out, size_t cap, size_t *out_len)
-{
-    if (n % 4 == 1 || (n / 4) * 3 + (n % 4 == 0 ? 0 : n % 4 - 1) > cap)
-        return false;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64url_value((unsigned char)s[i]);
-        if (v < 0)
-            return false;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0)
-        return false; /* leftover bits must be zero */
-    *out_len = o;
-    return true;
 }
 
 /* ---- key ring --------------------------------------------------------------------------- */
@@ -312,104 +215,19 @@ token_ring_kid(const struct token_ring *r, size_t i)
     return r != NULL && i < r->n ? r->key[i].kid : NULL;
 }
 
-/* ---- claims ----------------------------------------------------------------------------- */
-
-static bool
-field_valid(const char *s)
-{
-    size_t n = strnlen(s, TOKEN_FIELD_MAX + 1);
-    if (n == 0 || n > TOKEN_FIELD_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7E)
-            return false;
-    return true;
-}
-
-static bool
-times_valid(long long iat, long long exp)
-{
-    return iat >= 0 && iat <= exp && exp <= TOKEN_EXP_MAX;
-}
-
-static int
-claims_check(const struct token_claims *c, struct err *e)
-{
-    if (c->purpose != TOKEN_PURPOSE_RESUME && c->purpose != TOKEN_PURPOSE_UNSUBSCRIBE)
-        return err_set(e, ERR_DATA, "token: purpose must be resume or unsubscribe");
-    if (!field_valid(c->order_id) || !field_valid(c->orchestration_id) || !field_valid(c->stage))
-        return err_set(e, ERR_DATA,
-                       "token: order, orchestration and stage must be 1 to %d "
-                       "printable ASCII characters",
-                       TOKEN_FIELD_MAX);
-    if (!times_valid(c->issued_at, c->expires_at))
-        return err_set(e, ERR_DATA, "token: times out of range (iat %lld, exp %lld)", c->issued_at,
-                       c->expires_at);
-    return ERR_OK;
-}
-
-/* The payload JSON, members in the documented order, no whitespace (new; free()). */
-static char *
-payload_json(const struct token_claims *c)
-{
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "purpose", token_purpose_str(c->purpose),
-                          "order", c->order_id, "orch", c->orchestration_id, "stage", c->stage,
-                          "iat", (json_int_t)c->issued_at, "exp", (json_int_t)c->expires_at);
-    if (o == NULL)
-        return NULL;
-    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    return text;
-}
-
-static bool
-copy_field(json_t *o, const char *name, char dst[TOKEN_FIELD_MAX + 1])
-{
-    const char *s = json_string_value(json_object_get(o, name));
-    if (s == NULL || !field_valid(s))
-        return false;
-    memcpy(dst, s, strlen(s) + 1);
-    return true;
-}
-
-static bool
-copy_time(json_t *o, const char *name, long long *dst)
-{
-    json_t *v = json_object_get(o, name);
-    if (!json_is_integer(v))
-        return false;
-    *dst = json_integer_value(v);
-    return true;
-}
-
-/* Reads an authenticated payload into c (whose kid is already set). */
-static bool
-claims_from_json(const unsigned char *data, size_t n, struct token_claims *c)
-{
-    json_error_t jerr;
-    json_t *o = json_loadb((const char *)data, n, JSON_REJECT_DUPLICATES, &jerr);
-    bool ok = json_is_object(o) && json_object_size(o) == PAYLOAD_MEMBERS &&
-              token_purpose_parse(json_string_value(json_object_get(o, "purpose")), &c->purpose) &&
-              copy_field(o, "order", c->order_id) && copy_field(o, "orch", c->orchestration_id) &&
-              copy_field(o, "stage", c->stage) && copy_time(o, "iat", &c->issued_at) &&
-              copy_time(o, "exp", &c->expires_at) && times_valid(c->issued_at, c->expires_at);
-    json_decref(o);
-    return ok;
-}
-
 /* ---- sign ------------------------------------------------------------------------------- */
 
 int
-token_sign(const struct token_ring *r, const struct token_claims *c, struct buf *out, struct err *e)
+token_sign(const struct token_ring *r, const json_t *claims, struct buf *out, struct err *e)
 {
     if (r == NULL || r->n == 0)
         return err_set(e, ERR_INTERNAL, "token: no key to sign with");
-    int rc = claims_check(c, e);
-    if (rc != ERR_OK)
-        return rc;
-    char *json = payload_json(c);
+    if (!json_is_object(claims))
+        return err_set(e, ERR_DATA, "token: the claims must be a JSON object");
+    char *json = json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (json == NULL)
         return err_set(e, ERR_INTERNAL, "token: out of memory");
+    int rc = ERR_OK;
 
     const struct token_key *k = &r->key[0];
     unsigned char mac[TOKEN_MAC_LEN];
@@ -418,14 +236,14 @@ token_sign(const struct token_ring *r, const struct token_claims *c, struct buf 
     buf_puts(&t, VERSION_PREFIX);
     buf_puts(&t, k->kid);
     buf_putc(&t, '.');
-    b64url_encode(&t, (const unsigned char *)json, strlen(json));
+    enc_base64_put(&t, json, strlen(json), ENC_BASE64_URL);
     free(json);
     if (t.failed || !token_hmac_sha256(k->secret, k->len, t.data, t.len, mac)) {
         rc = err_set(e, ERR_INTERNAL, "token: cannot compute the signature");
         goto done;
     }
     buf_putc(&t, '.');
-    b64url_encode(&t, mac, sizeof mac);
+    enc_base64_put(&t, mac, sizeof mac, ENC_BASE64_URL);
     if (t.failed || !buf_append(out, t.data, t.len))
         rc = err_set(e, ERR_INTERNAL, "token: out of memory or too long");
 done:
@@ -505,23 +323,8 @@ check_mac(const struct token_ring *r, const char *token, const struct split *p,
 }
 
 static enum token_status
-check_claims(const struct token_claims *c, time_t now, enum token_purpose want, struct err *e)
-{
-    if ((long long)now >= c->expires_at) {
-        err_set(e, ERR_DATA, "token expired %lld seconds ago", (long long)now - c->expires_at);
-        return TOKEN_EXPIRED;
-    }
-    if (want != TOKEN_PURPOSE_ANY && c->purpose != want) {
-        err_set(e, ERR_DATA, "token is for %s, not %s", token_purpose_str(c->purpose),
-                token_purpose_str(want));
-        return TOKEN_WRONG_PURPOSE;
-    }
-    return TOKEN_OK;
-}
-
-static enum token_status
-verify(const struct token_ring *r, const char *token, time_t now, enum token_purpose want,
-       struct token_claims *c, struct err *e)
+verify(const struct token_ring *r, const char *token, json_t **claims,
+       char kid[TOKEN_KID_MAX + 1], struct err *e)
 {
     struct split p;
     enum token_status st = split_token(token, &p, e);
@@ -530,33 +333,39 @@ verify(const struct token_ring *r, const char *token, time_t now, enum token_pur
     unsigned char mac[TOKEN_MAC_LEN];
     unsigned char payload[TOKEN_MAX];
     size_t mac_len = 0, payload_len = 0;
-    if (!b64url_decode(p.mac, p.mac_len, mac, sizeof mac, &mac_len) || mac_len != sizeof mac)
+    if (!enc_base64_decode(p.mac, p.mac_len, ENC_BASE64_URL, mac, sizeof mac, &mac_len) ||
+        mac_len != sizeof mac)
         return malformed(e, "signature is not base64url");
-    if (!b64url_decode(p.payload, p.payload_len, payload, sizeof payload, &payload_len))
+    if (!enc_base64_decode(p.payload, p.payload_len, ENC_BASE64_URL, payload, sizeof payload,
+                           &payload_len))
         return malformed(e, "payload is not base64url");
     st = check_mac(r, token, &p, mac, e);
     if (st != TOKEN_OK)
         return st;
-    memcpy(c->kid, p.kid, p.kid_len);
-    c->kid[p.kid_len] = '\0';
-    if (!claims_from_json(payload, payload_len, c))
-        return malformed(e, "signed payload is not the v1 JSON object");
-    return check_claims(c, now, want, e);
+    json_error_t jerr;
+    json_t *o = json_loadb((const char *)payload, payload_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return malformed(e, "signed payload is not a JSON object");
+    }
+    memcpy(kid, p.kid, p.kid_len);
+    kid[p.kid_len] = '\0';
+    *claims = o;
+    return TOKEN_OK;
 }
 
 enum token_status
-token_verify(const struct token_ring *r, const char *token, time_t now, enum token_purpose want,
-             struct token_claims *out, struct err *e)
+token_verify(const struct token_ring *r, const char *token, json_t **claims,
+             char kid[TOKEN_KID_MAX + 1], struct err *e)
 {
-    struct token_claims c;
-    memset(&c, 0, sizeof c);
-    enum token_status st = verify(r, token, now, want, &c, e);
-    bool authentic = st == TOKEN_OK || st == TOKEN_EXPIRED || st == TOKEN_WRONG_PURPOSE;
-    if (out != NULL) {
-        if (authentic)
-            *out = c;
-        else
-            memset(out, 0, sizeof *out);
-    }
+    json_t *o = NULL;
+    char k[TOKEN_KID_MAX + 1] = "";
+    enum token_status st = verify(r, token, &o, k, e);
+    if (claims != NULL)
+        *claims = o;
+    else
+        json_decref(o);
+    if (kid != NULL)
+        memcpy(kid, k, sizeof k);
     return st;
 }

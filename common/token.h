@@ -1,26 +1,18 @@
-/* token: signed, expiring, single-purpose tokens for links in email (resume a checkout,
- * unsubscribe), made with HMAC-SHA256 so that a storefront can check them with any HMAC
- * library and nobody without the key can forge or extend one.
+/* token: signed tokens for links in email, made with HMAC-SHA256 so that a storefront can
+ * check them with any HMAC library and nobody without the key can forge or alter one. A token
+ * carries a JSON object of claims that belong to the caller: this module signs and verifies
+ * it, and reads nothing inside it (what the claims are, and when they expire, is the
+ * caller's to check).
  *
  * Format, version 1 (ASCII, URL-safe, no escaping needed in a query string):
  *
  *     v1.<kid>.<payload>.<mac>
  *
  *   kid      id of the key that signed: 1 to 16 characters of A-Z a-z 0-9 _ -
- *   payload  base64url (RFC 4648 §5: '-' and '_', no '=' padding) of a UTF-8 JSON object
- *            with exactly these six members and no others:
- *              "purpose"  "resume" or "unsubscribe"
- *              "order"    the order id
- *              "orch"     the checkout orchestration id
- *              "stage"    the orchestration's stage when the link was made
- *              "iat"      issued at, unix seconds, an integer
- *              "exp"      expires at, unix seconds, an integer; the token is valid while
- *                         now < exp, and 0 <= iat <= exp <= 253402300799 (9999-12-31)
- *            The three strings hold 1 to 64 printable ASCII characters (0x21-0x7E) each.
- *            This module writes the members in the order above without whitespace, e.g.
- *              {"purpose":"resume","order":"5f0c…","orch":"9a1e…","stage":"payment",
- *               "iat":1767225600,"exp":1769817600}
- *            but a verifier parses the JSON, so another signer may order or space it freely.
+ *   payload  base64url (RFC 4648 §5: '-' and '_', no '=' padding) of the claims, a UTF-8
+ *            JSON object, written by this module without whitespace and with its members in
+ *            the object's order (a verifier parses the JSON, so another signer may order or
+ *            space it freely)
  *   mac      base64url, no padding (43 characters), of the 32-byte
  *              HMAC-SHA256(key = the secret of <kid>, taken as its bytes,
  *                          message = "v1.<kid>.<payload>")
@@ -33,9 +25,8 @@
  *   1. shape: four '.'-separated parts, "v1", kid syntax, base64url, lengths  → MALFORMED
  *   2. kid is in the key ring                                                → UNKNOWN_KEY
  *   3. the MAC matches, compared in constant time (CRYPTO_memcmp)            → BAD_SIGNATURE
- *   4. the payload is JSON as above (read only once the MAC matched)         → MALFORMED
- *   5. now < exp                                                             → EXPIRED
- *   6. purpose is the one asked for                                          → WRONG_PURPOSE
+ *   4. the payload is a JSON object without duplicate keys (read only once
+ *      the MAC matched)                                                      → MALFORMED
  *
  * Keys: a ring of (kid, secret) pairs. The first signs; every one verifies, so a key is
  * rotated by putting a new one first and removing the old one once its last token expired.
@@ -45,45 +36,25 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <time.h>
+
+#include <jansson.h>
 
 #include "buf.h"
 #include "err.h"
 
 #define TOKEN_MAX 1024        /* characters in a whole token */
 #define TOKEN_KID_MAX 16      /* characters in a key id */
-#define TOKEN_FIELD_MAX 64    /* characters in order, orch and stage */
 #define TOKEN_SECRET_MIN 32   /* bytes: shorter is guessable offline from one signed link */
 #define TOKEN_SECRET_MAX 1024 /* bytes */
 #define TOKEN_RING_MAX 16     /* keys in a ring */
 #define TOKEN_MAC_LEN 32      /* bytes of HMAC-SHA256 */
 #define TOKEN_DEFAULT_KID "k1"
-#define TOKEN_EXP_MAX 253402300799LL /* 9999-12-31T23:59:59Z */
-
-enum token_purpose {
-    TOKEN_PURPOSE_ANY = 0, /* token_verify only: accept either purpose */
-    TOKEN_PURPOSE_RESUME,
-    TOKEN_PURPOSE_UNSUBSCRIBE,
-};
 
 enum token_status {
     TOKEN_OK = 0,
     TOKEN_MALFORMED,     /* not a well-formed v1 token, or a signed payload that is not */
     TOKEN_UNKNOWN_KEY,   /* its kid is not in the ring (removed after rotation, or forged) */
     TOKEN_BAD_SIGNATURE, /* the MAC does not match: tampered with, or another key */
-    TOKEN_EXPIRED,       /* authentic, but now >= exp */
-    TOKEN_WRONG_PURPOSE, /* authentic and current, but made for the other purpose */
-};
-
-/* What a token carries. Plain data. */
-struct token_claims {
-    enum token_purpose purpose; /* RESUME or UNSUBSCRIBE, never ANY */
-    char order_id[TOKEN_FIELD_MAX + 1];
-    char orchestration_id[TOKEN_FIELD_MAX + 1];
-    char stage[TOKEN_FIELD_MAX + 1];
-    long long issued_at;         /* unix seconds */
-    long long expires_at;        /* unix seconds, exclusive */
-    char kid[TOKEN_KID_MAX + 1]; /* token_verify: the key that signed; token_sign ignores it */
 };
 
 /* A parsed key ring: opaque, immutable once parsed, so one ring may be shared by threads. */
@@ -107,31 +78,23 @@ size_t token_ring_count(const struct token_ring *r);
 /* The kid of the i-th key (0 is the one that signs). Borrowed; NULL past the end. */
 const char *token_ring_kid(const struct token_ring *r, size_t i);
 
-/* Appends a token for c, signed with the ring's first key, to out. c->kid is ignored.
- * ERR_DATA when a claim is out of range (purpose ANY, a string empty, too long or not
- * printable ASCII, times outside 0 <= iat <= exp <= TOKEN_EXP_MAX); ERR_INTERNAL when out
- * of memory or the buffer failed. Thread-safe on a shared ring. */
-int token_sign(const struct token_ring *r, const struct token_claims *c, struct buf *out,
+/* Appends a token carrying claims (borrowed; a JSON object), signed with the ring's first
+ * key, to out. ERR_DATA when claims is not an object; ERR_INTERNAL when there is no key, out
+ * of memory, the token would pass TOKEN_MAX or the buffer failed. Thread-safe on a shared
+ * ring. */
+int token_sign(const struct token_ring *r, const json_t *claims, struct buf *out,
                struct err *e);
 
-/* Verifies token against the ring at time now, and its purpose unless want is
- * TOKEN_PURPOSE_ANY. Returns TOKEN_OK and fills *out (when non-NULL). Any other status
- * sets e (when non-NULL) to ERR_DATA with a message for a person ("signed by unknown key
- * \"k9\""); on TOKEN_EXPIRED and TOKEN_WRONG_PURPOSE, whose tokens are authentic, *out is
- * filled as well, otherwise it is zeroed. Never reads past TOKEN_MAX + 1 characters of
+/* Verifies token against the ring. On TOKEN_OK sets *claims (when non-NULL) to the signed
+ * object (new: json_decref) and kid (when non-NULL) to the key that signed. Any other
+ * status sets e (when non-NULL) to ERR_DATA with a message for a person ("signed by unknown
+ * key \"k9\""), *claims to NULL and kid to "". Never reads past TOKEN_MAX + 1 characters of
  * token. Thread-safe on a shared ring. */
-enum token_status token_verify(const struct token_ring *r, const char *token, time_t now,
-                               enum token_purpose want, struct token_claims *out, struct err *e);
+enum token_status token_verify(const struct token_ring *r, const char *token, json_t **claims,
+                               char kid[TOKEN_KID_MAX + 1], struct err *e);
 
-/* Stable names: "ok", "malformed", "unknown_key", "bad_signature", "expired",
- * "wrong_purpose". Never NULL. */
+/* Stable names: "ok", "malformed", "unknown_key", "bad_signature". Never NULL. */
 const char *token_status_str(enum token_status status);
-
-/* "resume", "unsubscribe" ("any" for TOKEN_PURPOSE_ANY). Never NULL. */
-const char *token_purpose_str(enum token_purpose purpose);
-
-/* Parses "resume" or "unsubscribe"; false for anything else, *out untouched. */
-bool token_purpose_parse(const char *s, enum token_purpose *out);
 
 /* HMAC-SHA256 of msg under key into out. The primitive under every token, exported so that
  * it can be checked against the RFC 4231 vectors. Returns false only if libcrypto fails. */

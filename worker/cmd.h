@@ -8,6 +8,9 @@
 #include "err.h"
 #include "settings.h"
 
+/* The variable that arms the failpoints of sweep and run (common/failpoint.h): tests only. */
+#define CMD_FAILPOINTS_ENV "RECOVERY_WORKER_FAILPOINTS"
+
 int cmd_migrate(const struct settings *s, int argc, char **argv);
 int cmd_sweep(const struct settings *s, int argc, char **argv);
 int cmd_status(const struct settings *s, int argc, char **argv);

@@ -41,11 +41,16 @@ connect_options(const struct settings *s)
 {
     struct db_options opt = {
         .conninfo = s->database_url,
+        .conninfo_key = SETTINGS_DATABASE_URL_KEY,
+        .conninfo_env = SETTINGS_DATABASE_URL_ENV,
         .connect_retries = s->database_connect_retries,
         .retry_base_ms = 500,
         .application_name = "recovery-worker",
         .connect_timeout_s = (int)((s->database_connect_timeout_ms + 999) / 1000),
         .reply_timeout_ms = s->database_reply_timeout_ms,
+        /* after SIGTERM, a silent database holds nobody past the shutdown grace */
+        .stop = &cmd_stop_requested,
+        .stop_reply_timeout_ms = s->shutdown_grace_ms,
     };
     return opt;
 }
@@ -129,7 +134,7 @@ cmd_migrate(const struct settings *s, int argc, char **argv)
             return 0;
         }
         fprintf(stderr, "usage: recovery-worker migrate\n");
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
     log_set_context("command", "migrate");
     struct err e;

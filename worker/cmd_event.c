@@ -11,68 +11,32 @@
 
 #include "cmd.h"
 #include "log.h"
+#include "store_event.h"
 #include "transition.h"
+
+/* "payment, verification, ...": each list is built with a leading ", ", skipped on use. */
+#define LIST_ITEM(name, label) ", " label
+static const char STAGE_LIST[] = TRANSITION_STAGES(LIST_ITEM);
+static const char STATUS_LIST[] = TRANSITION_STATUSES(LIST_ITEM);
 
 static void
 usage(FILE *out)
 {
-    fputs("usage: recovery-worker event ORDER_ID --stage STAGE --status STATUS [--note TEXT]\n"
-          "                             [--next-action-at TIMESTAMP] [--metadata-patch JSON]\n"
-          "                             [--payload JSON]\n"
-          "\n"
-          "Applies one transition as the storefront's checkout API does, records its event,\n"
-          "and prints the orchestration. STAGE: payment, verification, loyalty_hold,\n"
-          "fulfillment, completed. STATUS: not_started, in_progress, waiting, completed,\n"
-          "failed. `completed` advances to the next stage; `waiting` sets next_action_at\n"
-          "and locked_until (to --next-action-at, or clears them); `failed` sets failed_at.\n"
-          "JSON arguments must be objects. The orchestration is created if the order has\n"
-          "none yet.\n",
-          out);
+    fprintf(out,
+            "usage: recovery-worker event ORDER_ID --stage STAGE --status STATUS [--note TEXT]\n"
+            "                             [--next-action-at TIMESTAMP] [--metadata-patch JSON]\n"
+            "                             [--payload JSON]\n"
+            "\n"
+            "Applies one transition as the storefront's checkout API does, records its event,\n"
+            "and prints the orchestration.\n"
+            "STAGE: %s.\n"
+            "STATUS: %s.\n"
+            "`completed` advances to the next stage; `waiting` sets next_action_at and\n"
+            "locked_until (to --next-action-at, or clears them); `failed` sets failed_at.\n"
+            "JSON arguments must be objects. The orchestration is created if the order has\n"
+            "none yet.\n",
+            STAGE_LIST + 2, STATUS_LIST + 2);
 }
-
-/* Events take clock_timestamp(), not now(): the two events of a created orchestration are
- * written in one transaction and must still sort in the order they happened. */
-
-/* `col = <action>` for a timestamp column, from a small-integer parameter. */
-#define SET_TS(col, action, given)                                                             \
-    col " = CASE " action "::int WHEN 1 THEN now() WHEN 2 THEN COALESCE(" col ", now())"      \
-        " WHEN 3 THEN NULL WHEN 4 THEN " given "::timestamptz ELSE " col " END"
-
-static const char SQL_FIND[] =
-    "SELECT c.id::text, c.current_stage::text FROM checkout_orchestrations c"
-    " WHERE c.order_id = $1::uuid ORDER BY c.created_at LIMIT 1 FOR UPDATE";
-
-static const char SQL_CREATE[] =
-    "WITH o AS (INSERT INTO checkout_orchestrations"
-    "             (id, order_id, user_id, current_stage, stage_status, metadata)"
-    "           SELECT gen_random_uuid(), id, user_id, 'payment', 'not_started', '{}'"
-    "             FROM orders WHERE id = $1::uuid"
-    "           RETURNING id, current_stage),"
-    " e AS (INSERT INTO checkout_orchestration_events"
-    "         (id, orchestration_id, stage, status, transition_note, payload, created_at)"
-    "       SELECT gen_random_uuid(), id, 'payment', 'not_started',"
-    "              'Checkout orchestration initialized', '{}'::jsonb, clock_timestamp() FROM o)"
-    " SELECT id::text, current_stage::text FROM o";
-
-static const char SQL_APPLY[] =
-    "WITH u AS ("
-    "  UPDATE checkout_orchestrations SET"
-    "    current_stage = $2, stage_status = $3,"
-    "    " SET_TS("started_at", "$4", "$9") ","
-    "    " SET_TS("completed_at", "$5", "$9") ","
-    "    " SET_TS("failed_at", "$6", "$9") ","
-    "    " SET_TS("next_action_at", "$7", "$9") ","
-    "    " SET_TS("locked_until", "$8", "$9") ","
-    "    metadata = (CASE WHEN json_typeof(metadata::json) = 'object'"
-    "                     THEN metadata::jsonb ELSE '{}'::jsonb END)"
-    "               || COALESCE($10::jsonb, '{}'::jsonb),"
-    "    last_transition_at = now(), updated_at = now()"
-    "  WHERE id = $1::uuid RETURNING id)"
-    " INSERT INTO checkout_orchestration_events"
-    "   (id, orchestration_id, stage, status, transition_note, payload, created_at)"
-    " SELECT gen_random_uuid(), id, $11, $12, $13, COALESCE($14::jsonb, '{}'::jsonb),"
-    "        clock_timestamp()"
-    "   FROM u";
 
 struct event_args {
     const char *order_id;
@@ -142,83 +106,52 @@ parse(int argc, char **argv, struct event_args *a)
             return 0;
         default:
             usage(stderr);
-            return 64;
+            return err_exit_status(ERR_USAGE);
         }
     }
     if (optind != argc - 1 || !cmd_is_uuid(argv[optind])) {
         fprintf(stderr, "recovery-worker event: needs exactly one ORDER_ID (a UUID)\n");
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
     a->order_id = argv[optind];
     a->stage = transition_stage_parse(stage);
     a->status = transition_status_parse(status);
-    if (a->stage == STAGE_INVALID) {
-        fprintf(stderr, "recovery-worker event: --stage must be one of payment, verification, "
-                        "loyalty_hold, fulfillment, completed\n");
-        return 64;
+    if (a->stage == TRANSITION_STAGE_INVALID) {
+        fprintf(stderr, "recovery-worker event: --stage must be one of %s\n", STAGE_LIST + 2);
+        return err_exit_status(ERR_USAGE);
     }
-    if (a->status == STATUS_INVALID) {
-        fprintf(stderr, "recovery-worker event: --status must be one of not_started, "
-                        "in_progress, waiting, completed, failed\n");
-        return 64;
+    if (a->status == TRANSITION_STATUS_INVALID) {
+        fprintf(stderr, "recovery-worker event: --status must be one of %s\n", STATUS_LIST + 2);
+        return err_exit_status(ERR_USAGE);
     }
     if (!json_object_arg("--metadata-patch", a->metadata_patch) ||
         !json_object_arg("--payload", a->payload))
-        return 64;
+        return err_exit_status(ERR_USAGE);
     return -1; /* go on */
-}
-
-/* Finds the order's orchestration (locked) or creates it as the storefront's get_or_create
- * does. Sets id and stage; ERR_NOT_FOUND when the order does not exist. */
-static int
-find_or_create(struct db *db, const char *order_id, char id[40], char stage[24], struct err *e)
-{
-    const char *params[] = {order_id};
-    struct db_res *r = NULL;
-    int rc = db_exec(db, SQL_FIND, 1, params, &r, e);
-    if (rc == ERR_OK && db_res_rows(r) == 0) {
-        db_res_free(r);
-        r = NULL;
-        rc = db_exec(db, SQL_CREATE, 1, params, &r, e);
-        if (rc == ERR_OK && db_res_rows(r) == 0)
-            rc = err_set(e, ERR_NOT_FOUND, "order %s not found", order_id);
-    }
-    if (rc == ERR_OK) {
-        snprintf(id, 40, "%s", db_res_get(r, 0, 0));
-        snprintf(stage, 24, "%s", db_res_get(r, 0, 1));
-    }
-    db_res_free(r);
-    return rc;
 }
 
 static int
 apply(struct db *db, const struct event_args *a, struct err *e)
 {
-    char id[40], stage_name[24];
+    char id[STORE_UUID_LEN + 1];
+    enum transition_stage current = TRANSITION_STAGE_INVALID;
     int rc = db_begin(db, e);
     if (rc == ERR_OK && a->next_action_at != NULL) {
-        const char *p[] = {a->next_action_at};
-        rc = db_exec(db, "SELECT $1::timestamptz", 1, p, NULL, e);
+        rc = store_event_check_timestamp(db, a->next_action_at, e);
         if (rc == ERR_DATA)
             rc = err_set(e, ERR_USAGE, "--next-action-at: not a timestamp: %s", a->next_action_at);
     }
     if (rc == ERR_OK)
-        rc = find_or_create(db, a->order_id, id, stage_name, e);
+        rc = store_event_find_or_create(db, a->order_id, id, &current, e);
     if (rc == ERR_OK) {
-        struct transition_result t =
-            transition_apply(transition_stage_parse(stage_name), a->stage, a->status);
-        char acts[5][4];
-        int sets[5] = {t.started_at, t.completed_at, t.failed_at, t.next_action_at,
-                       t.locked_until};
-        for (int i = 0; i < 5; i++)
-            snprintf(acts[i], sizeof acts[i], "%d", sets[i]);
-        const char *params[] = {
-            id, transition_stage_name(t.stage), transition_status_name(t.status),
-            acts[0], acts[1], acts[2], acts[3], acts[4], a->next_action_at, a->metadata_patch,
-            transition_stage_name(t.event_stage), transition_status_name(t.event_status),
-            a->note, a->payload,
+        struct transition_result t = transition_apply(current, a->stage, a->status);
+        struct store_event_extra x = {
+            .next_action_at = a->next_action_at,
+            .metadata_patch = a->metadata_patch,
+            .note = a->note,
+            .payload = a->payload,
         };
-        rc = db_exec(db, SQL_APPLY, 14, params, NULL, e);
+        rc = store_event_write(db, id, &t, &x, e);
     }
     if (rc == ERR_OK)
         rc = db_commit(db, e);
@@ -244,7 +177,7 @@ cmd_event(const struct settings *s, int argc, char **argv)
     int status = 0;
     if (rc == ERR_NOT_FOUND || rc == ERR_USAGE || rc == ERR_DATA) {
         fprintf(stderr, "recovery-worker event: %s\n", e.msg);
-        status = 64;
+        status = err_exit_status(ERR_USAGE);
     } else if (rc != ERR_OK) {
         status = cmd_fail("event failed", &e);
     } else {

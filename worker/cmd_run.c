@@ -101,9 +101,9 @@ cmd_run(const struct settings *s, int argc, char **argv)
             return 0;
         }
         fprintf(stderr, "usage: recovery-worker run\n");
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
-    failpoint_init();
+    failpoint_init(CMD_FAILPOINTS_ENV);
     log_set_context("command", "run");
     cmd_catch_stop_signals();
     struct sigaction sa;

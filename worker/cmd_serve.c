@@ -24,7 +24,7 @@ cmd_serve(const struct settings *s, int argc, char **argv)
             return 0;
         }
         fprintf(stderr, "usage: recovery-worker serve\n");
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
     log_set_context("command", "serve");
     cmd_catch_stop_signals();

@@ -10,51 +10,29 @@
 #include "cmd.h"
 #include "log.h"
 #include "prompt.h"
-
-/* One statement builds the whole document, so it is a consistent snapshot. Timestamps are
- * ISO 8601 in UTC, as the storefront's API prints them. */
-static const char SQL_STATUS[] =
-    "WITH o AS (SELECT c.* FROM checkout_orchestrations c WHERE c.order_id = $1::uuid"
-    "            ORDER BY c.created_at LIMIT 1)"
-    "SELECT json_build_object("
-    "  'orderId', o.order_id,"
-    "  'currentStage', o.current_stage,"
-    "  'status', o.stage_status,"
-    "  'startedAt', to_json(o.started_at),"
-    "  'completedAt', to_json(o.completed_at),"
-    "  'failedAt', to_json(o.failed_at),"
-    "  'nextActionAt', to_json(o.next_action_at),"
-    "  'metadata', COALESCE(o.metadata::json, '{}'::json),"
-    "  'events', COALESCE((SELECT json_agg(json_build_object("
-    "                 'stage', ev.stage, 'status', ev.status, 'note', ev.transition_note,"
-    "                 'payload', COALESCE(ev.payload::json, '{}'::json),"
-    "                 'createdAt', to_json(ev.created_at)) ORDER BY ev.created_at, ev.id)"
-    "               FROM checkout_orchestration_events ev"
-    "              WHERE ev.orchestration_id = o.id), '[]'::json))::text"
-    "  FROM o";
+#include "store_event.h"
 
 int
 cmd_print_status(struct db *db, const char *order_id)
 {
     struct err e;
     err_clear(&e);
-    const char *params[] = {order_id};
-    struct db_res *r = NULL;
+    char *json = NULL;
     int status = 0;
-    if (db_exec(db, SQL_STATUS, 1, params, &r, &e) != ERR_OK) {
+    if (store_event_status(db, order_id, &json, &e) != ERR_OK) {
         status = cmd_fail("status failed", &e);
-    } else if (db_res_rows(r) == 0) {
+    } else if (json == NULL) {
         fprintf(stderr, "recovery-worker: no checkout orchestration for order %s\n", order_id);
-        status = 64;
+        status = err_exit_status(ERR_USAGE);
     } else {
         json_error_t jerr;
-        json_t *doc = json_loads(db_res_get(r, 0, 0), 0, &jerr);
+        json_t *doc = json_loads(json, 0, &jerr);
         char *text = doc != NULL ? json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-        printf("%s\n", text != NULL ? text : db_res_get(r, 0, 0));
+        printf("%s\n", text != NULL ? text : json);
         free(text);
         json_decref(doc);
     }
-    db_res_free(r);
+    free(json);
     return status;
 }
 
@@ -68,7 +46,7 @@ cmd_status(const struct settings *s, int argc, char **argv)
     }
     if (argc != 2 || !cmd_is_uuid(argv[1])) {
         fprintf(stderr, "usage: recovery-worker status ORDER_ID (a UUID)\n");
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
     struct err e;
     err_clear(&e);
@@ -92,7 +70,7 @@ cmd_check_config(const struct settings *s, int argc, char **argv)
             return 0;
         }
         fprintf(stderr, "usage: recovery-worker check-config\n");
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
     /* the templates are configuration too: a bad one fails here, not at send time */
     struct err e;

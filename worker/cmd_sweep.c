@@ -107,13 +107,13 @@ cmd_sweep(const struct settings *s, int argc, char **argv)
         case 'l':
             if (!parse_long(optarg, &opt.limit)) {
                 fprintf(stderr, "recovery-worker sweep: --limit needs a positive integer\n");
-                return 64;
+                return err_exit_status(ERR_USAGE);
             }
             break;
         case 'o':
             if (!cmd_is_uuid(optarg)) {
                 fprintf(stderr, "recovery-worker sweep: --order needs an order id (a UUID)\n");
-                return 64;
+                return err_exit_status(ERR_USAGE);
             }
             opt.order_id = optarg;
             break;
@@ -122,21 +122,21 @@ cmd_sweep(const struct settings *s, int argc, char **argv)
             return 0;
         default:
             usage(stderr);
-            return 64;
+            return err_exit_status(ERR_USAGE);
         }
     }
     if (optind < argc) {
         fprintf(stderr, "recovery-worker sweep: unexpected argument '%s'\n", argv[optind]);
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
     if (opt.dry_run_dir != NULL && !opt.dry_run) {
         fprintf(stderr, "recovery-worker sweep: --dry-run-dir needs --dry-run\n");
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
     if (opt.dry_run_dir != NULL && !make_dry_run_dir(opt.dry_run_dir))
-        return 64;
+        return err_exit_status(ERR_USAGE);
 
-    failpoint_init();
+    failpoint_init(CMD_FAILPOINTS_ENV);
     cmd_catch_stop_signals();
     struct err e;
     err_clear(&e);

@@ -9,7 +9,7 @@
 #include <jansson.h>
 
 #include "cmd.h"
-#include "token.h"
+#include "links.h"
 
 /* Not a sysexits code: like grep or test, 1 answers the question ("no, not valid"), so a
  * script can tell a bad token from a bad command line (64) or a missing key ring (78). */
@@ -35,7 +35,7 @@ usage(FILE *out)
         out);
 }
 
-/* "2026-01-31T12:00:00Z"; times are bounded by TOKEN_EXP_MAX, so gmtime_r cannot fail. */
+/* "2026-01-31T12:00:00Z"; times are bounded by LINKS_EXP_MAX, so gmtime_r cannot fail. */
 static void
 iso8601(long long t, char out[32])
 {
@@ -46,12 +46,12 @@ iso8601(long long t, char out[32])
 }
 
 static void
-add_claims(json_t *o, const struct token_claims *c)
+add_claims(json_t *o, const struct links_claims *c)
 {
     char exp[32], iat[32];
     iso8601(c->expires_at, exp);
     iso8601(c->issued_at, iat);
-    json_object_set_new(o, "purpose", json_string(token_purpose_str(c->purpose)));
+    json_object_set_new(o, "purpose", json_string(links_purpose_str(c->purpose)));
     json_object_set_new(o, "orderId", json_string(c->order_id));
     json_object_set_new(o, "orchestrationId", json_string(c->orchestration_id));
     json_object_set_new(o, "stage", json_string(c->stage));
@@ -61,15 +61,15 @@ add_claims(json_t *o, const struct token_claims *c)
 }
 
 static void
-print_result(enum token_status st, const struct token_claims *c, const struct err *e)
+print_result(enum links_status st, const struct links_claims *c, const struct err *e)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "valid", json_boolean(st == TOKEN_OK));
-    if (st != TOKEN_OK) {
-        json_object_set_new(o, "reason", json_string(token_status_str(st)));
+    json_object_set_new(o, "valid", json_boolean(st == LINKS_OK));
+    if (st != LINKS_OK) {
+        json_object_set_new(o, "reason", json_string(links_status_str(st)));
         json_object_set_new(o, "message", json_string(e->msg));
     }
-    if (st == TOKEN_OK || st == TOKEN_EXPIRED || st == TOKEN_WRONG_PURPOSE)
+    if (st == LINKS_OK || st == LINKS_EXPIRED || st == LINKS_WRONG_PURPOSE)
         add_claims(o, c);
     char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     printf("%s\n", text != NULL ? text : "{\"valid\":false,\"reason\":\"malformed\"}");
@@ -79,7 +79,7 @@ print_result(enum token_status st, const struct token_claims *c, const struct er
 
 /* Returns -1 to go on, else the exit status. */
 static int
-parse(int argc, char **argv, const char **token, enum token_purpose *want)
+parse(int argc, char **argv, const char **token, enum links_purpose *want)
 {
     static const struct option longopts[] = {
         {"purpose", required_argument, NULL, 'p'},
@@ -91,10 +91,10 @@ parse(int argc, char **argv, const char **token, enum token_purpose *want)
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'p':
-            if (!token_purpose_parse(optarg, want)) {
+            if (!links_purpose_parse(optarg, want)) {
                 fprintf(stderr, "recovery-worker verify-token: --purpose must be resume or "
                                 "unsubscribe\n");
-                return 64;
+                return err_exit_status(ERR_USAGE);
             }
             break;
         case 'h':
@@ -102,12 +102,12 @@ parse(int argc, char **argv, const char **token, enum token_purpose *want)
             return 0;
         default:
             usage(stderr);
-            return 64;
+            return err_exit_status(ERR_USAGE);
         }
     }
     if (optind != argc - 1) {
         fprintf(stderr, "recovery-worker verify-token: needs exactly one TOKEN (see --help)\n");
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
     *token = argv[optind];
     return -1;
@@ -117,25 +117,20 @@ int
 cmd_verify_token(const struct settings *s, int argc, char **argv)
 {
     const char *token = NULL;
-    enum token_purpose want = TOKEN_PURPOSE_ANY;
+    enum links_purpose want = LINKS_PURPOSE_ANY;
     int status = parse(argc, argv, &token, &want);
     if (status >= 0)
         return status;
     if (s->resume_link_secret == NULL || s->resume_link_secret[0] == '\0') {
         fprintf(stderr, "recovery-worker verify-token: no key ring configured: set "
                         "RESUME_LINK_SECRET (or email.resume_link_secret)\n");
-        return 78;
+        return err_exit_status(ERR_CONFIG);
     }
+    /* settings_load parsed the ring, or refused the configuration */
     struct err e;
     err_clear(&e);
-    struct token_ring *ring = NULL;
-    if (token_ring_parse(s->resume_link_secret, &ring, &e) != ERR_OK) {
-        fprintf(stderr, "recovery-worker verify-token: email.resume_link_secret: %s\n", e.msg);
-        return err_exit_status(e.code);
-    }
-    struct token_claims c;
-    enum token_status st = token_verify(ring, token, time(NULL), want, &c, &e);
-    token_ring_free(ring);
+    struct links_claims c;
+    enum links_status st = links_verify(s->link_keys, token, time(NULL), want, &c, &e);
     print_result(st, &c, &e);
-    return st == TOKEN_OK ? 0 : EXIT_INVALID;
+    return st == LINKS_OK ? 0 : EXIT_INVALID;
 }

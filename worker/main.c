@@ -76,12 +76,12 @@ main(int argc, char **argv)
             return 0;
         default:
             usage(stderr);
-            return 64;
+            return err_exit_status(ERR_USAGE);
         }
     }
     if (optind >= argc) {
         usage(stderr);
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
     const char *name = argv[optind];
     const struct command *cmd = NULL;
@@ -90,7 +90,7 @@ main(int argc, char **argv)
             cmd = &commands[i];
     if (cmd == NULL) {
         fprintf(stderr, "recovery-worker: unknown command '%s' (see --help)\n", name);
-        return 64;
+        return err_exit_status(ERR_USAGE);
     }
 
     /* LOG_LEVEL is honoured before the configuration loads, so its errors log as asked. */

@@ -51,7 +51,7 @@ bool policy_ledger_in_doubt(enum policy_ledger s);
 struct policy_facts {
     bool order_found;
     bool has_user;
-    bool email_valid;     /* the member's address passed smtp_address_valid */
+    bool email_valid;     /* the member's address passed addr_valid (literals allowed) */
     bool opted_out;       /* the gating preference is false */
     bool has_member;      /* a loyalty member exists for the user */
     long pending_intents; /* pending, unexpired checkout intents */
@@ -81,7 +81,18 @@ enum policy_action {
     POLICY_GIVE_UP,           /* older than the recovery window: say so, stop nudging */
 };
 
-enum policy_unknown { POLICY_UNKNOWN_SKIP = 0, POLICY_UNKNOWN_RESEND };
+/* What to do with a message whose data was on the wire when a worker stopped, or after
+ * which a relay dropped the connection (sweep.on_unknown_delivery), with the word that names
+ * each in the configuration. In enum order. */
+#define POLICY_UNKNOWNS(X)                                                                     \
+    X(SKIP, skip)     /* do not resend; record that delivery is unknown */                     \
+    X(RESEND, resend) /* resend with the same Message-ID (policy_resend_limit) */
+
+enum policy_unknown {
+#define POLICY_UNKNOWN_ENUM_(id, word) POLICY_UNKNOWN_##id,
+    POLICY_UNKNOWNS(POLICY_UNKNOWN_ENUM_)
+#undef POLICY_UNKNOWN_ENUM_
+};
 
 struct policy_rules {
     int max_prompts;

@@ -2,7 +2,7 @@
  * (subject, text, HTML), built in and replaceable file by file from an operator directory:
  *
  *   <dir>/<stage>.subject   <dir>/<stage>.txt   <dir>/<stage>.html
- *   stage: payment | verification | loyalty_hold | fulfillment
+ *   stage: every stage of transition.h but completed (payment, verification, ...)
  *
  * Template syntax, deliberately tiny (a subset of Mustache):
  *   {{name}}            a value: member_name, order_number, order_total, stage_title,
@@ -30,37 +30,35 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "addr.h"
 #include "mime.h"
+#include "transition.h"
 
 /* A template larger than this is a mistake (a wrong file), not a template. */
 #define TEMPLATE_MAX_BYTES ((size_t)256 * 1024)
 /* Short values from the database are cut to these many bytes before they reach the copy. */
 #define ORDER_FIELD_MAX 128
 
-enum stage {
-    STAGE_PAYMENT,
-    STAGE_VERIFICATION,
-    STAGE_LOYALTY_HOLD,
-    STAGE_FULFILLMENT,
-    STAGE_COUNT
-};
 enum part { PART_SUBJECT, PART_TEXT, PART_HTML, PART_COUNT };
 
 struct stage_copy {
-    const char *name;
-    const char *title;
+    const char *title; /* NULL: no prompt at this stage */
     const char *description;
 };
 
-static const struct stage_copy STAGES[STAGE_COUNT] = {
-    [STAGE_PAYMENT] = {"payment", "Payment confirmation",
-                       "Confirm your payment to complete the order."},
-    [STAGE_VERIFICATION] = {"verification", "Identity verification",
-                            "Verify your identity so we can release your order."},
-    [STAGE_LOYALTY_HOLD] = {"loyalty_hold", "Loyalty hold",
-                            "Confirm your loyalty rewards to finish checkout."},
-    [STAGE_FULFILLMENT] = {"fulfillment", "Fulfillment",
-                           "Confirm your delivery details so we can fulfil your order."},
+_Static_assert(TRANSITION_STAGE_COUNT == 5, "each stage but completed has its copy below");
+
+/* The stage names (and so the template file names) are transition_stage_name()'s. */
+static const struct stage_copy STAGES[TRANSITION_STAGE_COUNT] = {
+    [TRANSITION_STAGE_PAYMENT] = {"Payment confirmation",
+                                  "Confirm your payment to complete the order."},
+    [TRANSITION_STAGE_VERIFICATION] = {"Identity verification",
+                                       "Verify your identity so we can release your order."},
+    [TRANSITION_STAGE_LOYALTY_HOLD] = {"Loyalty hold",
+                                       "Confirm your loyalty rewards to finish checkout."},
+    [TRANSITION_STAGE_FULFILLMENT] = {"Fulfillment",
+                                      "Confirm your delivery details so we can fulfil your "
+                                      "order."},
 };
 
 static const char *const PART_EXT[PART_COUNT] = {"subject", "txt", "html"};
@@ -168,7 +166,7 @@ struct tmpl {
 };
 
 struct prompt_templates {
-    struct tmpl tpl[STAGE_COUNT][PART_COUNT];
+    struct tmpl tpl[TRANSITION_STAGE_COUNT][PART_COUNT]; /* empty where no copy */
 };
 
 /* Collects every template error of one load, so an operator fixes them in one edit. */
@@ -453,18 +451,20 @@ chomp(char *s)
 }
 
 static void
-load_one(struct tmpl *t, const char *dir, enum stage s, enum part p, struct load_errors *le)
+load_one(struct tmpl *t, const char *dir, enum transition_stage s, enum part p,
+         struct load_errors *le)
 {
+    const char *stage = transition_stage_name(s);
     char label[4096];
     int rc = 0;
     if (dir != NULL) {
-        snprintf(label, sizeof label, "%s/%s.%s", dir, STAGES[s].name, PART_EXT[p]);
+        snprintf(label, sizeof label, "%s/%s.%s", dir, stage, PART_EXT[p]);
         rc = read_template_file(label, &t->src, le);
         if (rc < 0)
             return;
     }
     if (rc == 0) {
-        snprintf(label, sizeof label, "built-in %s.%s", STAGES[s].name, PART_EXT[p]);
+        snprintf(label, sizeof label, "built-in %s.%s", stage, PART_EXT[p]);
         t->src = strdup(DEFAULTS[p]);
         if (t->src == NULL) {
             load_error(le, label, 0, "out of memory");
@@ -497,9 +497,9 @@ prompt_templates_load(const char *dir, struct err *e)
     }
     struct load_errors le = {.count = 0};
     buf_init(&le.msg, 0);
-    for (int s = 0; s < STAGE_COUNT; s++) {
-        for (int p = 0; p < PART_COUNT; p++)
-            load_one(&t->tpl[s][p], dir, (enum stage)s, (enum part)p, &le);
+    for (int s = 0; s < TRANSITION_STAGE_COUNT; s++) {
+        for (int p = 0; p < PART_COUNT && STAGES[s].title != NULL; p++)
+            load_one(&t->tpl[s][p], dir, (enum transition_stage)s, (enum part)p, &le);
     }
     if (le.count > 0) {
         /* err keeps the first ERR_MSG_MAX bytes: the first errors, in file order. */
@@ -517,7 +517,7 @@ prompt_templates_free(struct prompt_templates *t)
 {
     if (t == NULL)
         return;
-    for (int s = 0; s < STAGE_COUNT; s++) {
+    for (int s = 0; s < TRANSITION_STAGE_COUNT; s++) {
         for (int p = 0; p < PART_COUNT; p++)
             template_clear(&t->tpl[s][p]);
     }
@@ -562,14 +562,12 @@ render(const struct tmpl *t, const struct values *v, bool html, struct buf *out)
     }
 }
 
+/* The stage of that name when it has a prompt, else -1. */
 static int
 find_stage(const char *name)
 {
-    for (int s = 0; s < STAGE_COUNT; s++) {
-        if (name != NULL && strcmp(name, STAGES[s].name) == 0)
-            return s;
-    }
-    return -1;
+    enum transition_stage s = transition_stage_parse(name);
+    return s != TRANSITION_STAGE_INVALID && STAGES[s].title != NULL ? (int)s : -1;
 }
 
 /* Only http(s) links, and nothing that could leave an attribute value or the angle brackets
@@ -712,7 +710,7 @@ prompt_render(const struct prompt_templates *t, const struct prompt_input *in, s
     /* RFC 2369: the https URI first (RFC 8058's one-click applies to it), then a mailto. */
     if (in->unsubscribe_url != NULL)
         buf_printf(&p.list_unsub, "<%s>", in->unsubscribe_url);
-    if (in->unsubscribe_mailto != NULL && mime_address_valid(in->unsubscribe_mailto))
+    if (in->unsubscribe_mailto != NULL && addr_valid(in->unsubscribe_mailto, 0))
         buf_printf(&p.list_unsub, "%s<mailto:%s?subject=unsubscribe>",
                    in->unsubscribe_url != NULL ? ", " : "", in->unsubscribe_mailto);
     if (parts_failed(&p)) {

@@ -23,7 +23,7 @@ struct prompt_templates; /* opaque: loaded and checked once at start-up */
 
 /* What a prompt says. All strings borrowed, UTF-8, possibly hostile. */
 struct prompt_input {
-    const char *stage;          /* "payment" | "verification" | "loyalty_hold" | "fulfillment" */
+    const char *stage;          /* a stage name of transition.h, not "completed" */
     const char *member_name;    /* display name, may be NULL or empty (a fallback is used) */
     const char *member_email;   /* validated recipient */
     const char *order_id;

@@ -99,6 +99,8 @@ connect_bounded(const struct server *srv, struct err *e)
     long long started = clock_mono_ms();
     struct db_options opt = {
         .conninfo = srv->s->database_url,
+        .conninfo_key = SETTINGS_DATABASE_URL_KEY,
+        .conninfo_env = SETTINGS_DATABASE_URL_ENV,
         .connect_retries = 0,
         .application_name = "recovery-worker-http",
         .connect_timeout_s = (int)((t + 999) / 1000),
@@ -169,29 +171,29 @@ wants_html(const struct httpd_request *req)
  * no usable one. */
 static bool
 check_token(struct server *srv, const struct httpd_request *req, struct httpd_response *res,
-            bool page, struct token_claims *c)
+            bool page, struct links_claims *c)
 {
     const char *token = httpd_query(req, "token");
-    enum token_status st = TOKEN_MALFORMED;
+    enum links_status st = LINKS_MALFORMED;
     struct err e;
     err_clear(&e);
     if (token != NULL && token[0] != '\0' && strlen(token) <= TOKEN_MAX)
         st = links_verify_unsubscribe(srv->links, token, time(NULL), c, &e);
-    if (st == TOKEN_OK)
+    if (st == LINKS_OK)
         return true;
     /* the reason, never the token: a valid-looking one is still someone's link */
     log_info("unsubscribe link refused",
-             json_pack("{s:s,s:s}", "method", req->method, "reason", token_status_str(st)));
-    int status = st == TOKEN_EXPIRED ? 410 : 400;
+             json_pack("{s:s,s:s}", "method", req->method, "reason", links_status_str(st)));
+    int status = st == LINKS_EXPIRED ? 410 : 400;
     if (strcmp(req->method, "POST") == 0)
-        count_unsubscribe(srv, st == TOKEN_EXPIRED ? REPORT_UNSUB_EXPIRED : REPORT_UNSUB_INVALID);
+        count_unsubscribe(srv, st == LINKS_EXPIRED ? REPORT_UNSUB_EXPIRED : REPORT_UNSUB_INVALID);
     if (!page) {
         plain(res, status,
-              st == TOKEN_EXPIRED ? "unsubscribe link expired\n" : "invalid unsubscribe link\n");
+              st == LINKS_EXPIRED ? "unsubscribe link expired\n" : "invalid unsubscribe link\n");
         return false;
     }
     html(res, status);
-    if (st == TOKEN_EXPIRED)
+    if (st == LINKS_EXPIRED)
         page_problem(&res->body, "This unsubscribe link has expired",
                      "Links in our emails stop working after a while. Use the link in a more "
                      "recent email, or change which emails you receive in your account's "
@@ -225,7 +227,7 @@ is_one_click(const struct httpd_request *req)
 static void
 unsubscribe_get(struct server *srv, const struct httpd_request *req, struct httpd_response *res)
 {
-    struct token_claims c;
+    struct links_claims c;
     if (!check_token(srv, req, res, true, &c))
         return;
     html(res, 200);
@@ -236,7 +238,7 @@ static void
 unsubscribe_post(struct server *srv, const struct httpd_request *req, struct httpd_response *res)
 {
     bool page = wants_html(req);
-    struct token_claims c;
+    struct links_claims c;
     if (!check_token(srv, req, res, page, &c))
         return;
     if (!is_one_click(req)) {

@@ -12,7 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "config.h"
+#include "db.h"
 #include "httpd.h"
 #include "mime.h"
 #include "prompt.h"
@@ -30,28 +32,28 @@
 
 /* In enum order: the index stored is the enum value. */
 static const char *const tls_choices[] = {"none", "starttls", "tls", NULL};
-static const char *const unknown_choices[] = {"skip", "resend", NULL};
-#define CONSENT_CHOICE(id, word) #word,
-static const char *const consent_choices[] = {POLICY_CONSENTS(CONSENT_CHOICE) NULL};
-#undef CONSENT_CHOICE
+/* The consent and unknown-delivery words are policy's lists, in its enum order. */
+#define CHOICE(id, word) #word,
+static const char *const unknown_choices[] = {POLICY_UNKNOWNS(CHOICE) NULL};
+static const char *const consent_choices[] = {POLICY_CONSENTS(CHOICE) NULL};
+#undef CHOICE
 static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
 
 _Static_assert(SMTP_TLS_NONE == 0 && SMTP_TLS_STARTTLS == 1 && SMTP_TLS_IMPLICIT == 2,
                "tls_choices follows enum smtp_tls");
-_Static_assert(UNKNOWN_DELIVERY_SKIP == 0 && UNKNOWN_DELIVERY_RESEND == 1,
-               "unknown_choices follows enum unknown_delivery_policy");
-_Static_assert(LOG_DEBUG == 0 && LOG_INFO == 1 && LOG_WARN == 2 && LOG_ERROR == 3,
+_Static_assert(LOG_LEVEL_DEBUG == 0 && LOG_LEVEL_INFO == 1 && LOG_LEVEL_WARN == 2 &&
+                   LOG_LEVEL_ERROR == 3,
                "level_choices follows enum log_level");
 
 static char *mask_url(const char *url);
 
 static const struct config_key settings_table[] = {
     /* database */
-    {.path = "database.url",
+    {.path = SETTINGS_DATABASE_URL_KEY,
      .type = CONFIG_STRING,
      .offset = STR(database_url),
-     .env = "DATABASE_URL",
-     .mask = log_mask_conninfo,
+     .env = SETTINGS_DATABASE_URL_ENV,
+     .mask = db_mask_conninfo,
      .help = "libpq connection string or URI; needed by every command that uses the database"},
     {.path = "database.connect_retries",
      .type = CONFIG_INT,
@@ -442,30 +444,7 @@ settings_keys(void)
 static char *
 mask_url(const char *url)
 {
-    char *copy = strdup(url);
-    if (copy == NULL)
-        return NULL;
-    char *auth = strstr(copy, "://");
-    if (auth == NULL)
-        return copy;
-    auth += 3;
-    size_t hostpart = strcspn(auth, "/?#");
-    char *at = NULL;
-    for (char *p = auth; p < auth + hostpart; p++)
-        if (*p == '@')
-            at = p;
-    char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-    if (colon == NULL)
-        return copy;
-    size_t head = (size_t)(colon + 1 - copy);
-    char *out = malloc(head + 4 + strlen(at) + 1);
-    if (out != NULL) {
-        memcpy(out, copy, head);
-        memcpy(out + head, "****", 4);
-        strcpy(out + head + 4, at);
-    }
-    free(copy);
-    return out;
+    return log_mask_url(url, 0);
 }
 
 static bool
@@ -543,19 +522,26 @@ check_link_url(struct config *c, const char *key, const char *url, size_t max)
     }
 }
 
-/* The key ring parses (each secret long enough, kids valid and unique), and an unsubscribe
- * link is never unsigned: anyone could then opt out any member by editing the URL. */
+/* The key ring, parsed here once for every command: each secret long enough, kids valid and
+ * unique. */
+static void
+parse_link_keys(struct config *c, struct settings *s)
+{
+    s->link_keys = NULL;
+    if (!is_set(s->resume_link_secret))
+        return;
+    struct err e;
+    err_clear(&e);
+    if (token_ring_parse(s->resume_link_secret, &s->link_keys, &e) != ERR_OK)
+        config_problem(c, "email.resume_link_secret", "%s", e.msg);
+}
+
+/* An unsubscribe link is never unsigned: anyone could then opt out any member by editing
+ * the URL. */
 static void
 check_link_keys(struct config *c, const struct settings *s)
 {
-    if (is_set(s->resume_link_secret)) {
-        struct token_ring *ring = NULL;
-        struct err e;
-        err_clear(&e);
-        if (token_ring_parse(s->resume_link_secret, &ring, &e) != ERR_OK)
-            config_problem(c, "email.resume_link_secret", "%s", e.msg);
-        token_ring_free(ring);
-    } else if (is_set(s->unsubscribe_url)) {
+    if (!is_set(s->resume_link_secret) && is_set(s->unsubscribe_url)) {
         config_problem(c, "email.unsubscribe_url",
                        "needs email.resume_link_secret (RESUME_LINK_SECRET) to sign its token");
     }
@@ -635,10 +621,12 @@ parse_rate(const char *text, double *out)
     return true;
 }
 
-/* Values derived from others: the quiet hours as minutes of the day, the send rate. */
+/* Values derived from others: the quiet hours as minutes of the day, the send rate, the
+ * key ring. */
 static void
 derive(struct config *c, struct settings *s)
 {
+    parse_link_keys(c, s);
     s->smtp_max_rate = 0;
     if (is_set(s->smtp_max_rate_text) && !parse_rate(s->smtp_max_rate_text, &s->smtp_max_rate))
         config_problem(c, "smtp.max_rate",
@@ -664,10 +652,9 @@ check(struct config *c, const struct settings *s)
         config_problem(c, "smtp.tls",
                        "\"tls\" (implicit TLS, port 465) is not supported by libESMTP 1.1.0; use "
                        "starttls, or none towards a relay on loopback");
-    /* Both the envelope (smtp) and the From header (mime) must accept it; mime refuses
-     * address literals such as shop@[192.0.2.1], which would fail every prompt. */
-    if (!is_set(s->sender_email) || !smtp_address_valid(s->sender_email) ||
-        !mime_address_valid(s->sender_email))
+    /* It goes in the envelope and the From header, which refuses address literals such as
+     * shop@[192.0.2.1]: accepted, one would fail every prompt. */
+    if (!is_set(s->sender_email) || !addr_valid(s->sender_email, 0))
         config_problem(c, "smtp.sender_email", "\"%s\" is not a valid email address",
                        s->sender_email != NULL ? s->sender_email : "");
     else if (strlen(strrchr(s->sender_email, '@') + 1) > SENDER_DOMAIN_MAX)
@@ -707,7 +694,7 @@ check(struct config *c, const struct settings *s)
     if (is_set(s->unsubscribe_url))
         check_link_url(c, "email.unsubscribe_url", s->unsubscribe_url, UNSUBSCRIBE_URL_MAX);
     if (is_set(s->unsubscribe_mailto) &&
-        (!mime_address_valid(s->unsubscribe_mailto) || strlen(s->unsubscribe_mailto) > 200))
+        (!addr_valid(s->unsubscribe_mailto, 0) || strlen(s->unsubscribe_mailto) > 200))
         config_problem(c, "email.unsubscribe_mailto", "is not a usable email address");
     check_optional_url(c, "metrics.pushgateway_url", s->pushgateway_url);
     check_optional_url(c, "metrics.heartbeat_url", s->heartbeat_url);
@@ -789,6 +776,7 @@ settings_free(struct settings *s)
         return;
     config_free_values(settings_table, s);
     config_free(s->config);
+    token_ring_free(s->link_keys);
     free(s->config_path);
     memset(s, 0, sizeof *s);
 }

@@ -13,11 +13,7 @@
 
 struct config;
 struct config_key;
-
-enum unknown_delivery_policy {
-    UNKNOWN_DELIVERY_SKIP = 0, /* do not resend; record that delivery is unknown */
-    UNKNOWN_DELIVERY_RESEND,   /* resend with the same Message-ID (policy_resend_limit) */
-};
+struct token_ring;
 
 /* Durations are milliseconds. Strings are owned by the struct (settings_free). An optional
  * string (one without a default) is NULL when not configured, including when it was set to
@@ -59,7 +55,7 @@ struct settings {
     long long backoff_max_ms;
     int max_prompts;
     int concurrency;
-    enum unknown_delivery_policy on_unknown_delivery;
+    enum policy_unknown on_unknown_delivery; /* sweep.on_unknown_delivery */
     long long member_min_interval_ms; /* at most one prompt per member per this; 0 = no cap */
     char *quiet_hours;                /* "HH:MM-HH:MM" local to quiet_hours_zone, or NULL */
     char *quiet_hours_zone;           /* IANA zone name, checked against the system zoneinfo */
@@ -82,6 +78,8 @@ struct settings {
     char *templates_dir;      /* optional override directory */
     char *resume_link_secret; /* RESUME_LINK_SECRET, optional: a key ring "kid:secret,..."
                                * (the first signs) or one secret (kid k1); see token.h */
+    struct token_ring *link_keys; /* parsed from resume_link_secret, once (owned); NULL when
+                                   * it is not set */
     long long resume_link_ttl_ms;
     long long unsubscribe_link_ttl_ms;
 
@@ -100,6 +98,10 @@ struct settings {
     /* log */
     enum log_level log_level; /* LOG_LEVEL */
 };
+
+/* The key and variable of the database connection string, for messages about it. */
+#define SETTINGS_DATABASE_URL_KEY "database.url"
+#define SETTINGS_DATABASE_URL_ENV "DATABASE_URL"
 
 /* Where `serve` listens when http.listen is not set (`run` then serves nothing). */
 #define SETTINGS_HTTP_LISTEN_DEFAULT "127.0.0.1:8080"

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "buf.h"
 #include "clock.h"
 #include "failpoint.h"
@@ -68,7 +69,7 @@ facts_of(const struct ctx *c, const struct store_row *row)
     struct policy_facts f = {
         .order_found = row->order_id != NULL,
         .has_user = row->user_id != NULL && row->email != NULL,
-        .email_valid = row->email != NULL && smtp_address_valid(row->email),
+        .email_valid = row->email != NULL && addr_valid(row->email, ADDR_LITERAL),
         .opted_out = !policy_consents(c->s->consent, row->order_updates,
                                       row->marketing_messages),
         .has_member = row->has_member,
@@ -172,8 +173,7 @@ rules_of(const struct settings *s)
 {
     struct policy_rules r = {
         .max_prompts = s->max_prompts,
-        .on_unknown = s->on_unknown_delivery == UNKNOWN_DELIVERY_RESEND ? POLICY_UNKNOWN_RESEND
-                                                                        : POLICY_UNKNOWN_SKIP,
+        .on_unknown = s->on_unknown_delivery,
         .give_up_after_ms = s->give_up_after_ms,
     };
     return r;

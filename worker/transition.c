@@ -3,10 +3,10 @@
 
 #include <string.h>
 
-static const char *const STAGES[] = {"payment", "verification", "loyalty_hold", "fulfillment",
-                                     "completed"};
-static const char *const STATUSES[] = {"not_started", "in_progress", "waiting", "completed",
-                                       "failed"};
+#define LABEL(name, label) label,
+
+static const char *const STAGES[TRANSITION_STAGE_COUNT] = {TRANSITION_STAGES(LABEL)};
+static const char *const STATUSES[TRANSITION_STATUS_COUNT] = {TRANSITION_STATUSES(LABEL)};
 
 struct transition_result
 transition_apply(enum transition_stage current, enum transition_stage stage,
@@ -19,42 +19,42 @@ transition_apply(enum transition_stage current, enum transition_stage stage,
         .event_status = status,
     };
     switch (status) {
-    case STATUS_FAILED:
+    case TRANSITION_STATUS_FAILED:
         /* the stage and next_action_at stay; the lease goes */
-        r.failed_at = SET_NOW;
-        r.locked_until = SET_NULL;
+        r.failed_at = TRANSITION_SET_NOW;
+        r.locked_until = TRANSITION_SET_NULL;
         break;
-    case STATUS_COMPLETED:
+    case TRANSITION_STATUS_COMPLETED:
         /* advances from the orchestration's own stage, whatever stage was named */
-        r.next_action_at = SET_NULL;
-        r.locked_until = SET_NULL;
-        if (current == STAGE_COMPLETED) {
-            r.status = STATUS_COMPLETED;
-            r.completed_at = SET_NOW_IF_NULL;
+        r.next_action_at = TRANSITION_SET_NULL;
+        r.locked_until = TRANSITION_SET_NULL;
+        if (current == TRANSITION_STAGE_COMPLETED) {
+            r.status = TRANSITION_STATUS_COMPLETED;
+            r.completed_at = TRANSITION_SET_NOW_IF_NULL;
         } else {
             r.stage = (enum transition_stage)(current + 1);
-            if (r.stage == STAGE_COMPLETED) {
-                r.status = STATUS_COMPLETED;
-                r.completed_at = SET_NOW;
+            if (r.stage == TRANSITION_STAGE_COMPLETED) {
+                r.status = TRANSITION_STATUS_COMPLETED;
+                r.completed_at = TRANSITION_SET_NOW;
             } else {
-                r.status = STATUS_NOT_STARTED;
+                r.status = TRANSITION_STATUS_NOT_STARTED;
             }
         }
         break;
-    case STATUS_NOT_STARTED:
-    case STATUS_IN_PROGRESS:
-    case STATUS_WAITING:
+    case TRANSITION_STATUS_NOT_STARTED:
+    case TRANSITION_STATUS_IN_PROGRESS:
+    case TRANSITION_STATUS_WAITING:
         r.stage = stage;
-        r.locked_until = SET_NULL;
-        r.next_action_at = SET_NULL;
-        if (status == STATUS_IN_PROGRESS)
-            r.started_at = SET_NOW_IF_NULL;
-        if (status == STATUS_WAITING) {
-            r.next_action_at = SET_GIVEN;
-            r.locked_until = SET_GIVEN;
+        r.locked_until = TRANSITION_SET_NULL;
+        r.next_action_at = TRANSITION_SET_NULL;
+        if (status == TRANSITION_STATUS_IN_PROGRESS)
+            r.started_at = TRANSITION_SET_NOW_IF_NULL;
+        if (status == TRANSITION_STATUS_WAITING) {
+            r.next_action_at = TRANSITION_SET_GIVEN;
+            r.locked_until = TRANSITION_SET_GIVEN;
         }
         break;
-    case STATUS_INVALID:
+    case TRANSITION_STATUS_INVALID:
         break;
     }
     return r;
@@ -63,29 +63,29 @@ transition_apply(enum transition_stage current, enum transition_stage stage,
 enum transition_stage
 transition_stage_parse(const char *s)
 {
-    for (int i = 0; s != NULL && i < 5; i++)
+    for (int i = 0; s != NULL && i < TRANSITION_STAGE_COUNT; i++)
         if (strcmp(s, STAGES[i]) == 0)
             return (enum transition_stage)i;
-    return STAGE_INVALID;
+    return TRANSITION_STAGE_INVALID;
 }
 
 enum transition_status
 transition_status_parse(const char *s)
 {
-    for (int i = 0; s != NULL && i < 5; i++)
+    for (int i = 0; s != NULL && i < TRANSITION_STATUS_COUNT; i++)
         if (strcmp(s, STATUSES[i]) == 0)
             return (enum transition_status)i;
-    return STATUS_INVALID;
+    return TRANSITION_STATUS_INVALID;
 }
 
 const char *
 transition_stage_name(enum transition_stage s)
 {
-    return s >= STAGE_PAYMENT && s <= STAGE_COMPLETED ? STAGES[s] : "invalid";
+    return s >= 0 && s < TRANSITION_STAGE_COUNT ? STAGES[s] : "invalid";
 }
 
 const char *
 transition_status_name(enum transition_status s)
 {
-    return s >= STATUS_NOT_STARTED && s <= STATUS_FAILED ? STATUSES[s] : "invalid";
+    return s >= 0 && s < TRANSITION_STATUS_COUNT ? STATUSES[s] : "invalid";
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "addr.h"
 #include "buf.h"
 #include "err.h"
 #include "fuzz_util.h"
@@ -121,7 +122,7 @@ check_header_address(const char *display, const char *addr)
     buf_init(&got, 0);
     buf_init(&want, 0);
     bool ok = mime_header_address(&field, "To", display, addr);
-    FUZZ_REQUIRE(ok == mime_address_valid(addr), "mime_header_address disagrees with validation");
+    FUZZ_REQUIRE(ok == addr_valid(addr, 0), "mime_header_address disagrees with validation");
     if (!ok) {
         FUZZ_REQUIRE(field.len == 0, "mime_header_address appended after refusing");
     } else {
@@ -196,7 +197,7 @@ check_build(const struct mime_message *m)
         buf_free(&out);
         return;
     }
-    FUZZ_REQUIRE(mime_address_valid(m->from_addr) && mime_address_valid(m->to_addr) &&
+    FUZZ_REQUIRE(addr_valid(m->from_addr, 0) && addr_valid(m->to_addr, 0) &&
                      mime_message_id_valid(m->message_id),
                  "mime_build accepted an invalid address or id");
     struct buf parts[2], want;

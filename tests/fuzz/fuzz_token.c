@@ -1,18 +1,19 @@
-/* libFuzzer target: common/token. Field 0 (up to the first NUL) is control: byte 0 the mode,
- * byte 1 the purpose asked for, bytes 2-9 "now" (little-endian seconds), byte 10 the
- * signing key, byte 11 the claims' purpose. The rest, by mode (byte 0 % 4):
+/* libFuzzer target: common/token and the link claims over it (worker/links). Field 0 (up
+ * to the first NUL) is control: byte 0 the mode, byte 1 the purpose asked for, bytes 2-9
+ * "now" (little-endian seconds), byte 10 the signing key, byte 11 the claims' purpose. The
+ * rest, by mode (byte 0 % 4):
  *
  *   0  field 1 is a token, verified as it is
  *   1  everything after field 0 is a payload, signed here with key k1, k2 (both in the
  *      ring) or k3 (not in it) into "v1.<kid>.<payload>.<mac>" and verified, so the JSON
  *      reader behind the MAC check is reached
  *   2  fields 1-3 are order, orchestration and stage, bytes 2-9 iat and bytes 12-19 exp:
- *      token_sign, then token_verify must give the claims back
+ *      links_sign, then links_verify must give the claims back
  *   3  field 1 is a key ring spec for token_ring_parse
  *
- * Every verdict is checked against token.h: authentic claims are in range, the others are
- * zeroed, an error message never quotes a secret, and a correctly signed token is never
- * reported as forged. */
+ * Every verdict is checked against token.h and links.h: authentic claims are in range, the
+ * others are zeroed, an error message never quotes a secret, and a correctly signed token
+ * is never reported as forged. */
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,6 +25,7 @@
 #include "buf.h"
 #include "err.h"
 #include "fuzz_util.h"
+#include "links.h"
 #include "token.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -57,8 +59,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 static bool
 field_ok(const char *s)
 {
-    size_t n = strnlen(s, TOKEN_FIELD_MAX + 1);
-    if (n == 0 || n > TOKEN_FIELD_MAX)
+    size_t n = strnlen(s, LINKS_FIELD_MAX + 1);
+    if (n == 0 || n > LINKS_FIELD_MAX)
         return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7E)
@@ -67,11 +69,11 @@ field_ok(const char *s)
 }
 
 static bool
-claims_ok(const struct token_claims *c)
+claims_ok(const struct links_claims *c)
 {
-    return (c->purpose == TOKEN_PURPOSE_RESUME || c->purpose == TOKEN_PURPOSE_UNSUBSCRIBE) &&
+    return (c->purpose == LINKS_PURPOSE_RESUME || c->purpose == LINKS_PURPOSE_UNSUBSCRIBE) &&
            field_ok(c->order_id) && field_ok(c->orchestration_id) && field_ok(c->stage) &&
-           c->issued_at >= 0 && c->issued_at <= c->expires_at && c->expires_at <= TOKEN_EXP_MAX;
+           c->issued_at >= 0 && c->issued_at <= c->expires_at && c->expires_at <= LINKS_EXP_MAX;
 }
 
 static bool
@@ -85,7 +87,7 @@ is_zero(const void *p, size_t n)
 }
 
 static bool
-claims_equal(const struct token_claims *a, const struct token_claims *b)
+claims_equal(const struct links_claims *a, const struct links_claims *b)
 {
     return a->purpose == b->purpose && strcmp(a->order_id, b->order_id) == 0 &&
            strcmp(a->orchestration_id, b->orchestration_id) == 0 &&
@@ -94,27 +96,27 @@ claims_equal(const struct token_claims *a, const struct token_claims *b)
 }
 
 /* Verifies token and checks the verdict against the contract; returns the status. */
-static enum token_status
-check_verify(const char *token, time_t now, enum token_purpose want, struct token_claims *out)
+static enum links_status
+check_verify(const char *token, time_t now, enum links_purpose want, struct links_claims *out)
 {
     struct err e;
     err_clear(&e);
-    struct token_claims c;
+    struct links_claims c;
     memset(&c, 0xA5, sizeof c);
-    enum token_status st = token_verify(ring, token, now, want, &c, &e);
-    FUZZ_REQUIRE(st >= TOKEN_OK && st <= TOKEN_WRONG_PURPOSE, "status %d", (int)st);
-    FUZZ_REQUIRE(token_verify(ring, token, now, want, NULL, NULL) == st,
+    enum links_status st = links_verify(ring, token, now, want, &c, &e);
+    FUZZ_REQUIRE(st >= LINKS_OK && st <= LINKS_WRONG_PURPOSE, "status %d", (int)st);
+    FUZZ_REQUIRE(links_verify(ring, token, now, want, NULL, NULL) == st,
                  "verdict changes without out and e");
     for (int k = 0; k < 3; k++)
         FUZZ_REQUIRE(strstr(e.msg, SECRETS[k]) == NULL, "error message quotes a secret");
-    if (st == TOKEN_OK)
+    if (st == LINKS_OK)
         FUZZ_REQUIRE(e.code == ERR_OK, "OK with an error set");
     else
         FUZZ_REQUIRE(e.code == ERR_DATA && e.msg[0] != '\0', "status %s without ERR_DATA",
-                     token_status_str(st));
-    bool authentic = st == TOKEN_OK || st == TOKEN_EXPIRED || st == TOKEN_WRONG_PURPOSE;
+                     links_status_str(st));
+    bool authentic = st == LINKS_OK || st == LINKS_EXPIRED || st == LINKS_WRONG_PURPOSE;
     if (!authentic) {
-        FUZZ_REQUIRE(is_zero(&c, sizeof c), "claims not zeroed on %s", token_status_str(st));
+        FUZZ_REQUIRE(is_zero(&c, sizeof c), "claims not zeroed on %s", links_status_str(st));
         if (out != NULL)
             *out = c;
         return st;
@@ -123,15 +125,15 @@ check_verify(const char *token, time_t now, enum token_purpose want, struct toke
     FUZZ_REQUIRE(strcmp(c.kid, "k1") == 0 || strcmp(c.kid, "k2") == 0, "kid %s", c.kid);
     FUZZ_REQUIRE(memchr(token, '\0', TOKEN_MAX + 1) != NULL, "authentic token too long");
     switch (st) {
-    case TOKEN_OK:
+    case LINKS_OK:
         FUZZ_REQUIRE((long long)now < c.expires_at, "OK but expired");
-        FUZZ_REQUIRE(want == TOKEN_PURPOSE_ANY || want == c.purpose, "OK but wrong purpose");
+        FUZZ_REQUIRE(want == LINKS_PURPOSE_ANY || want == c.purpose, "OK but wrong purpose");
         break;
-    case TOKEN_EXPIRED:
+    case LINKS_EXPIRED:
         FUZZ_REQUIRE((long long)now >= c.expires_at, "EXPIRED but current");
         break;
     default:
-        FUZZ_REQUIRE((long long)now < c.expires_at && want != TOKEN_PURPOSE_ANY &&
+        FUZZ_REQUIRE((long long)now < c.expires_at && want != LINKS_PURPOSE_ANY &&
                          want != c.purpose,
                      "WRONG_PURPOSE but it is not");
         break;
@@ -140,10 +142,10 @@ check_verify(const char *token, time_t now, enum token_purpose want, struct toke
     struct buf again;
     buf_init(&again, 0);
     struct err se;
-    int rc = token_sign(strcmp(c.kid, "k1") == 0 ? ring : ring_2, &c, &again, &se);
+    int rc = links_sign(strcmp(c.kid, "k1") == 0 ? ring : ring_2, &c, &again, &se);
     FUZZ_REQUIRE(rc == ERR_OK, "cannot re-sign authentic claims: %s", se.msg);
-    struct token_claims c2;
-    enum token_status st2 = token_verify(ring, buf_str(&again), now, want, &c2, NULL);
+    struct links_claims c2;
+    enum links_status st2 = links_verify(ring, buf_str(&again), now, want, &c2, NULL);
     FUZZ_REQUIRE(st2 == st && claims_equal(&c, &c2) && strcmp(c.kid, c2.kid) == 0,
                  "re-signed claims verify differently");
     buf_free(&again);
@@ -186,7 +188,7 @@ le64(const struct fuzz_fields *ff, size_t at, int64_t def)
 
 static void
 mode_signed_payload(const uint8_t *payload, size_t n, size_t key, time_t now,
-                    enum token_purpose want)
+                    enum links_purpose want)
 {
     struct buf t;
     buf_init(&t, 0);
@@ -198,23 +200,23 @@ mode_signed_payload(const uint8_t *payload, size_t n, size_t key, time_t now,
     buf_putc(&t, '.');
     b64url(&t, mac, sizeof mac);
     FUZZ_REQUIRE(!t.failed, "out of memory");
-    enum token_status st = check_verify(t.data, now, want, NULL);
+    enum links_status st = check_verify(t.data, now, want, NULL);
     if (t.len > TOKEN_MAX || n == 0)
-        FUZZ_REQUIRE(st == TOKEN_MALFORMED, "overlong or empty token not malformed");
+        FUZZ_REQUIRE(st == LINKS_MALFORMED, "overlong or empty token not malformed");
     else if (key == 2)
-        FUZZ_REQUIRE(st == TOKEN_UNKNOWN_KEY, "k3 token: %s", token_status_str(st));
+        FUZZ_REQUIRE(st == LINKS_UNKNOWN_KEY, "k3 token: %s", links_status_str(st));
     else
-        FUZZ_REQUIRE(st != TOKEN_UNKNOWN_KEY && st != TOKEN_BAD_SIGNATURE,
-                     "correctly signed token reported as %s", token_status_str(st));
+        FUZZ_REQUIRE(st != LINKS_UNKNOWN_KEY && st != LINKS_BAD_SIGNATURE,
+                     "correctly signed token reported as %s", links_status_str(st));
     buf_free(&t);
 }
 
 static void
-mode_sign(const struct fuzz_fields *ff, time_t now, enum token_purpose want)
+mode_sign(const struct fuzz_fields *ff, time_t now, enum links_purpose want)
 {
-    struct token_claims c;
+    struct links_claims c;
     memset(&c, 0, sizeof c);
-    c.purpose = (enum token_purpose)(fuzz_byte(ff, 0, 11, 1) % 4);
+    c.purpose = (enum links_purpose)(fuzz_byte(ff, 0, 11, 1) % 4);
     snprintf(c.order_id, sizeof c.order_id, "%s", fuzz_field(ff, 1, "5f0c"));
     snprintf(c.orchestration_id, sizeof c.orchestration_id, "%s", fuzz_field(ff, 2, "9a1e"));
     snprintf(c.stage, sizeof c.stage, "%s", fuzz_field(ff, 3, "payment"));
@@ -224,7 +226,7 @@ mode_sign(const struct fuzz_fields *ff, time_t now, enum token_purpose want)
     buf_init(&t, 0);
     struct err e;
     err_clear(&e);
-    int rc = token_sign(ring, &c, &t, &e);
+    int rc = links_sign(ring, &c, &t, &e);
     bool valid = claims_ok(&c);
     FUZZ_REQUIRE((rc == ERR_OK) == valid, "token_sign %s valid claims: %s",
                  rc == ERR_OK ? "accepted in" : "refused", e.msg);
@@ -234,13 +236,13 @@ mode_sign(const struct fuzz_fields *ff, time_t now, enum token_purpose want)
         return;
     }
     FUZZ_REQUIRE(t.len <= TOKEN_MAX, "token of %zu characters", t.len);
-    struct token_claims got;
-    enum token_status st = check_verify(t.data, now, want, &got);
+    struct links_claims got;
+    enum links_status st = check_verify(t.data, now, want, &got);
     bool current = c.issued_at < c.expires_at;
-    FUZZ_REQUIRE(st == (!current                                         ? TOKEN_EXPIRED
-                        : want != TOKEN_PURPOSE_ANY && want != c.purpose ? TOKEN_WRONG_PURPOSE
-                                                                         : TOKEN_OK),
-                 "fresh token verified as %s", token_status_str(st));
+    FUZZ_REQUIRE(st == (!current                                         ? LINKS_EXPIRED
+                        : want != LINKS_PURPOSE_ANY && want != c.purpose ? LINKS_WRONG_PURPOSE
+                                                                         : LINKS_OK),
+                 "fresh token verified as %s", links_status_str(st));
     FUZZ_REQUIRE(claims_equal(&c, &got) && strcmp(got.kid, "k1") == 0, "claims do not round-trip");
     buf_free(&t);
 }
@@ -266,7 +268,7 @@ mode_ring(const char *spec)
     }
     FUZZ_REQUIRE(token_ring_kid(r, n) == NULL, "kid past the end");
     /* A parsed ring signs, and verifies its own tokens. */
-    struct token_claims c = {.purpose = TOKEN_PURPOSE_RESUME,
+    struct links_claims c = {.purpose = LINKS_PURPOSE_RESUME,
                              .order_id = "o",
                              .orchestration_id = "c",
                              .stage = "payment",
@@ -275,9 +277,9 @@ mode_ring(const char *spec)
     struct buf t;
     buf_init(&t, 0);
     struct err se;
-    FUZZ_REQUIRE(token_sign(r, &c, &t, &se) == ERR_OK, "parsed ring cannot sign: %s", se.msg);
-    struct token_claims got;
-    FUZZ_REQUIRE(token_verify(r, buf_str(&t), 150, TOKEN_PURPOSE_RESUME, &got, NULL) == TOKEN_OK,
+    FUZZ_REQUIRE(links_sign(r, &c, &t, &se) == ERR_OK, "parsed ring cannot sign: %s", se.msg);
+    struct links_claims got;
+    FUZZ_REQUIRE(links_verify(r, buf_str(&t), 150, LINKS_PURPOSE_RESUME, &got, NULL) == LINKS_OK,
                  "parsed ring does not verify its own token");
     buf_free(&t);
     token_ring_free(r);
@@ -289,7 +291,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct fuzz_fields ff;
     fuzz_fields_split(&ff, data, size);
     int mode = fuzz_byte(&ff, 0, 0, 0) % 4;
-    enum token_purpose want = (enum token_purpose)(fuzz_byte(&ff, 0, 1, 0) % 3);
+    enum links_purpose want = (enum links_purpose)(fuzz_byte(&ff, 0, 1, 0) % 3);
     time_t now = (time_t)le64(&ff, 2, 1767225600);
     switch (mode) {
     case 0:

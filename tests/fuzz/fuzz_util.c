@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "addr.h"
 #include "mime.h"
 
 void
@@ -338,7 +339,7 @@ fuzz_check_address_header(const char *field, size_t len, const char *name, const
     FUZZ_REQUIRE(an < sizeof abuf, "%s: address of %zu octets", name, an);
     memcpy(abuf, a, an);
     abuf[an] = '\0';
-    FUZZ_REQUIRE(mime_address_valid(abuf), "%s: address not valid: %s", name, abuf);
+    FUZZ_REQUIRE(addr_valid(abuf, 0), "%s: address not valid: %s", name, abuf);
     if (addr != NULL)
         FUZZ_REQUIRE(strcmp(abuf, addr) == 0, "%s: address %s, wanted %s", name, abuf, addr);
     if (phrase == NULL) {

@@ -5,6 +5,7 @@ import collections
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -90,17 +91,22 @@ class Deadlines(WorkerTestCase):
             self.assertEqual(self.q("SELECT resent_in_doubt FROM recovery_deliveries"
                                     " WHERE message_id = %s", ids[0].strip("<>")), [(True,)])
 
-    def sweep_through_a_path_that_goes_silent(self, n, failpoint, reply_timeout_s):
+    def sweep_through_a_path_that_goes_silent(self, n, failpoint, reply_timeout_s,
+                                              sigterm_grace_s=None):
         """Starts a sweep through a SilentProxy, makes the proxy go silent both ways when the
         worker reaches `failpoint` (a 1.5 s pause there, when no statement is in flight,
         so the silence starts between two round trips), and returns (exit code, seconds
-        from the silence to the exit, stderr)."""
+        from the silence to the exit, stderr). With sigterm_grace_s, the worker runs with
+        that sweep.shutdown_grace and gets SIGTERM as the silence starts."""
         with SilentProxy(self.pg.port) as proxy:
+            extra = {}
+            if sigterm_grace_s is not None:
+                extra["RW_SWEEP_SHUTDOWN_GRACE"] = f"{sigterm_grace_s}s"
             env = self.env(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{proxy.port}/{self.dbname}",
                            RW_SWEEP_BATCH_SIZE=50, RW_SWEEP_CONCURRENCY=1, RW_SWEEP_LEASE="5s",
                            RW_DATABASE_STATEMENT_TIMEOUT=f"{STATEMENT_TIMEOUT_S}s",
                            RW_DATABASE_REPLY_TIMEOUT=f"{reply_timeout_s}s",
-                           RECOVERY_WORKER_FAILPOINTS=f"{failpoint}=sleep(1500)")
+                           RECOVERY_WORKER_FAILPOINTS=f"{failpoint}=sleep(1500)", **extra)
             p = popen_worker(["sweep"], env, self.tmp)
             log = StderrReader(p)
             name = failpoint.split("#")[0]
@@ -108,6 +114,8 @@ class Deadlines(WorkerTestCase):
                             log.lines[-20:])
             proxy.go_silent()
             silent_at = time.monotonic()
+            if sigterm_grace_s is not None:
+                p.send_signal(signal.SIGTERM)
             try:
                 p.wait(3 * reply_timeout_s + 60)
             except subprocess.TimeoutExpired:
@@ -159,6 +167,22 @@ class Deadlines(WorkerTestCase):
         code, held, err = self.sweep_through_a_path_that_goes_silent(n, "after_claim#2", reply)
         self.assertEqual(code, 69, err[-3000:])
         self.assertLess(held, reply + 1.5 + MARGIN_S, err[-3000:])
+        self.drain_and_check(n)
+
+    def test_sigterm_while_the_database_is_silent_exits_within_the_grace(self):
+        # Protects db_options.stop: after SIGTERM no database wait outlasts
+        # sweep.shutdown_grace. Without it the session waiting for its journal mark, and the
+        # writer behind it, wait out database.reply_timeout (30 s here), far past a pod's
+        # grace period.
+        n = 300
+        self.seed_many(n)
+        grace = 2
+        code, held, err = self.sweep_through_a_path_that_goes_silent(
+            n, "after_send#1", 30, sigterm_grace_s=grace)
+        self.assertEqual(code, 69, err[-3000:])
+        # the rest of the failpoint's pause, then at most the grace for the wait in flight
+        self.assertLess(held, 1.5 + grace + MARGIN_S, err[-3000:])
+        self.assertIn("of the stop request", err)
         self.drain_and_check(n)
 
     def test_postgres_restart_mid_sweep_ends_it_with_69_quickly_and_the_next_completes(self):

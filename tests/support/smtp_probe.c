@@ -282,7 +282,7 @@ main(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = true;
         if (strcmp(a, "--verbose") == 0) {
-            log_set_level(LOG_DEBUG);
+            log_set_level(LOG_LEVEL_DEBUG);
             continue;
         }
         if (strcmp(a, "--parallel") == 0) {

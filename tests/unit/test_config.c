@@ -1,10 +1,6 @@
 /* test_config: the generic table-driven loader, with a small table of its own (a mail job
  * with smtp and sweep sections), and the bad_*.yaml / bad_*.expected cases in data/. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "support.h"
 
 #include <dirent.h>
 #include <stdbool.h>
@@ -98,7 +94,8 @@ static const char *const job_env[] = {
 };
 
 struct fixture {
-    char dir[64];
+    char *dir;
+    char *path; /* the last file write_file wrote */
     struct config *c;
     struct job job;
 };
@@ -108,8 +105,7 @@ setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_config.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    f->dir = support_temp_dir("test_config");
     for (size_t i = 0; job_env[i] != NULL; i++)
         unsetenv(job_env[i]);
     f->c = config_new(job_table, "JOB_");
@@ -126,34 +122,20 @@ teardown(void **state)
     config_free(f->c);
     for (size_t i = 0; job_env[i] != NULL; i++)
         unsetenv(job_env[i]);
-    DIR *d = opendir(f->dir);
-    if (d != NULL) {
-        struct dirent *de;
-        while ((de = readdir(d)) != NULL) {
-            if (de->d_name[0] == '.')
-                continue;
-            char p[512];
-            snprintf(p, sizeof p, "%s/%s", f->dir, de->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(f->dir);
+    support_temp_dir_remove(f->dir);
+    free(f->path);
     free(f);
     return 0;
 }
 
-/* Writes text to DIR/name and returns the path (static buffer). */
+/* Writes text to DIR/name and returns the path (borrowed: valid until the next call). */
 static const char *
 write_file(struct fixture *f, const char *name, const char *text)
 {
-    static char path[512];
-    snprintf(path, sizeof path, "%s/%s", f->dir, name);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
-    return path;
+    free(f->path);
+    f->path = support_path(f->dir, name);
+    support_write_file(f->path, text);
+    return f->path;
 }
 
 static size_t
@@ -548,13 +530,10 @@ test_config_report_writes_every_problem_and_keeps_the_first(void **state)
     setenv("JOB_PORT", "0", 1);
     setenv("JOB_SWEEP_LEASE", "forever", 1);
     assert_int_equal(load(f, NULL), 2);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
-    assert_non_null(out);
+    struct support_out out;
     struct err e = {0};
-    assert_int_equal(config_report(f->c, out, &e), ERR_CONFIG);
-    fclose(out);
+    assert_int_equal(config_report(f->c, support_out_open(&out), &e), ERR_CONFIG);
+    char *text = support_out_close(&out);
     assert_int_equal(e.code, ERR_CONFIG);
     assert_string_equal(e.msg, config_problem_at(f->c, 0));
     char want[1024];
@@ -566,13 +545,9 @@ test_config_report_writes_every_problem_and_keeps_the_first(void **state)
 static char *
 print_job(struct fixture *f)
 {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
-    assert_non_null(out);
-    config_print(f->c, job_table, &f->job, out);
-    fclose(out);
-    return text;
+    struct support_out out;
+    config_print(f->c, job_table, &f->job, support_out_open(&out));
+    return support_out_close(&out);
 }
 
 static void
@@ -585,20 +560,20 @@ test_config_print_masks_secrets_and_shows_origins(void **state)
     setenv("JOB_PORT", "2525", 1);
     assert_int_equal(load(f, path), 0);
     char *text = print_job(f);
-    assert_null(strstr(text, "hunter2"));
+    assert_string_lacks(text, "hunter2");
     char want[700];
     const char *line = "  password: \"****\"";
     snprintf(want, sizeof want, "%s%*s# from %s:2:3\n", line, 44 - (int)strlen(line), "", path);
-    assert_non_null(strstr(text, want));
-    assert_non_null(strstr(text, "  port: 2525"));
-    assert_non_null(strstr(text, "# from env JOB_PORT\n"));
-    assert_non_null(strstr(text, "  greeting: \"say \\\"hi\\\"\""));
-    assert_non_null(strstr(text, "  lease: 5m"));
-    assert_non_null(strstr(text, "  dry_run: false"));
-    assert_non_null(strstr(text, "  tls: starttls"));
-    assert_non_null(strstr(text, "# default\n"));
+    assert_string_contains(text, want);
+    assert_string_contains(text, "  port: 2525");
+    assert_string_contains(text, "# from env JOB_PORT\n");
+    assert_string_contains(text, "  greeting: \"say \\\"hi\\\"\"");
+    assert_string_contains(text, "  lease: 5m");
+    assert_string_contains(text, "  dry_run: false");
+    assert_string_contains(text, "  tls: starttls");
+    assert_string_contains(text, "# default\n");
     assert_true(strncmp(text, "smtp:\n", 6) == 0);
-    assert_non_null(strstr(text, "\nsweep:\n"));
+    assert_string_contains(text, "\nsweep:\n");
     free(text);
 }
 
@@ -654,20 +629,17 @@ test_config_print_reloads_to_the_same_values(void **state)
 static void
 test_config_print_keys_lists_types_defaults_and_variables(void **state)
 {
-    char *text = NULL;
-    size_t len = 0;
+    struct support_out out;
     (void)state;
-    FILE *out = open_memstream(&text, &len);
-    assert_non_null(out);
-    config_print_keys(job_table, "JOB_", out);
-    fclose(out);
-    assert_non_null(strstr(text, "smtp.port (integer 1..65535, default 587; env JOB_PORT, "
-                                 "JOB_SMTP_PORT)\n    relay port\n"));
-    assert_non_null(strstr(text, "smtp.password (string; env JOB_PASSWORD, JOB_PASSWORD_FILE)\n"));
-    assert_non_null(strstr(text, "sweep.lease (duration 5s..1d, default 5m; env "
-                                 "JOB_SWEEP_LEASE)\n"));
-    assert_non_null(strstr(text, "smtp.tls (one of none|starttls, default starttls; env "
-                                 "JOB_SMTP_TLS)\n"));
+    config_print_keys(job_table, "JOB_", support_out_open(&out));
+    char *text = support_out_close(&out);
+    assert_string_contains(text, "smtp.port (integer 1..65535, default 587; env JOB_PORT, "
+                                 "JOB_SMTP_PORT)\n    relay port\n");
+    assert_string_contains(text, "smtp.password (string; env JOB_PASSWORD, JOB_PASSWORD_FILE)\n");
+    assert_string_contains(text, "sweep.lease (duration 5s..1d, default 5m; env "
+                                 "JOB_SWEEP_LEASE)\n");
+    assert_string_contains(text, "smtp.tls (one of none|starttls, default starttls; env "
+                                 "JOB_SMTP_TLS)\n");
     free(text);
 }
 
@@ -697,20 +669,6 @@ test_config_loading_twice_starts_afresh(void **state)
 }
 
 /* ---- data/bad_*.yaml: each must produce exactly the lines of its bad_*.expected ---- */
-
-static char *
-slurp(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        fail_msg("cannot open %s", path);
-    char *text = calloc(1, 65536);
-    assert_non_null(text);
-    size_t n = fread(text, 1, 65535, fp);
-    text[n] = '\0';
-    fclose(fp);
-    return text;
-}
 
 static int
 by_name(const void *a, const void *b)
@@ -746,7 +704,9 @@ test_config_bad_files_report_expected_errors(void **state)
         char expected_path[512];
         snprintf(expected_path, sizeof expected_path, "%.*s.expected", (int)(strlen(names[i]) - 5),
                  names[i]);
-        char *expected = slurp(expected_path);
+        char *expected = support_read_file(expected_path);
+        if (expected == NULL)
+            fail_msg("cannot read %s", expected_path);
         size_t count = config_load(f->c, &f->job, names[i], false);
         char got[8192] = "";
         size_t o = 0;

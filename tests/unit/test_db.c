@@ -1,17 +1,19 @@
 /* test_db: what the libpq wrapper decides without a server: which failed connection
  * attempts are configuration mistakes (exit 78, no retry) and which may pass (exit 69, retried),
- * on libpq 15's and the server's own message texts; and that a connection string that does
- * not parse is reported without its password. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
+ * on libpq 15's and the server's own message texts; that a connection string that does not
+ * parse, or names a server that is not there, is reported without its password; how
+ * db_mask_conninfo masks passwords in both syntaxes; and the array literals that batch
+ * statements take (db_array_*). */
+#include "support.h"
 
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "buf.h"
 #include "db.h"
 
 #define AT "connection to server at \"db.example\" (192.0.2.10), port 5432 failed: "
@@ -144,21 +146,247 @@ test_db_connection_string_that_does_not_parse_never_shows_the_password(void **st
         "host=db.example password=hunter2 secret dbname=shop",
     };
     for (size_t i = 0; i < sizeof urls / sizeof *urls; i++) {
-        struct db_options opt = {.conninfo = urls[i], .connect_retries = 3};
+        struct db_options opt = {
+            .conninfo = urls[i], .conninfo_key = "database.url", .connect_retries = 3};
         struct err e;
         err_clear(&e);
         assert_null(db_connect(&opt, &e));
         assert_int_equal(e.code, ERR_CONFIG);
-        assert_non_null(strstr(e.msg, "database.url: "));
+        assert_string_contains(e.msg, "database.url: ");
         if (strstr(e.msg, "hunter2") != NULL || strstr(e.msg, "secret") != NULL)
             fail_msg("password in \"%s\"", e.msg);
     }
     /* without a password there is nothing to hide: libpq's words stay */
-    struct db_options opt = {.conninfo = "host=db.example dbnme=shop"};
+    struct db_options opt = {.conninfo = "host=db.example dbnme=shop",
+                             .conninfo_key = "database.url"};
     struct err e;
     err_clear(&e);
     assert_null(db_connect(&opt, &e));
     assert_string_equal(e.msg, "database.url: invalid connection option \"dbnme\"");
+}
+
+static void
+test_db_missing_connection_string_is_named_as_the_caller_names_it(void **state)
+{
+    (void)state;
+    struct db_options opt = {.conninfo = "", .conninfo_key = "database.url",
+                             .conninfo_env = "DATABASE_URL"};
+    struct err e;
+    err_clear(&e);
+    assert_null(db_connect(&opt, &e));
+    assert_int_equal(e.code, ERR_CONFIG);
+    assert_string_equal(e.msg, "database.url (DATABASE_URL) is not set");
+    struct db_options bare = {.conninfo = NULL};
+    err_clear(&e);
+    assert_null(db_connect(&bare, &e));
+    assert_string_equal(e.msg, "the connection string is not set");
+}
+
+static void
+assert_conninfo_masked(const char *conninfo, const char *expected)
+{
+    char *got = db_mask_conninfo(conninfo);
+    assert_non_null(got);
+    assert_string_equal(got, expected);
+    free(got);
+}
+
+static void
+test_db_mask_conninfo_hides_passwords_in_both_syntaxes(void **state)
+{
+    (void)state;
+    assert_conninfo_masked("postgresql://worker:hunter2@db.example:5432/shop?sslmode=require",
+                           "postgresql://worker:****@db.example:5432/shop?sslmode=require");
+    assert_conninfo_masked("postgres://worker@db.example/shop?password=hunter2&sslmode=require",
+                           "postgres://worker@db.example/shop?password=****&sslmode=require");
+    assert_conninfo_masked("postgresql://db.example/shop", "postgresql://db.example/shop");
+    assert_conninfo_masked("host=db password=hunter2 dbname=shop",
+                           "host=db password=**** dbname=shop");
+    assert_conninfo_masked("host=db password = 'a b\\' c' dbname=shop",
+                           "host=db password =**** dbname=shop");
+    assert_conninfo_masked("host=db mypassword=x", "host=db mypassword=x");
+    assert_conninfo_masked("", "");
+}
+
+static void
+test_db_mask_conninfo_hides_the_password_of_a_uri(void **state)
+{
+    (void)state;
+    assert_conninfo_masked("postgresql://worker:hunter2@db.example:5432/shop?sslmode=require",
+                           "postgresql://worker:****@db.example:5432/shop?sslmode=require");
+    assert_conninfo_masked("postgres://worker:p%40ss@db.example/shop",
+                           "postgres://worker:****@db.example/shop");
+    /* an '@' inside the password: the userinfo ends at the last one */
+    assert_conninfo_masked("postgresql://worker:a@b@db.example/shop",
+                           "postgresql://worker:****@db.example/shop");
+    assert_conninfo_masked(
+        "postgresql://db.example/shop?user=worker&password=hunter2&sslmode=require",
+        "postgresql://db.example/shop?user=worker&password=****&sslmode=require");
+    /* nothing to hide */
+    assert_conninfo_masked("postgresql://worker@db.example/shop",
+                           "postgresql://worker@db.example/shop");
+    assert_conninfo_masked("postgresql:///shop?host=/run/postgresql",
+                           "postgresql:///shop?host=/run/postgresql");
+}
+
+static void
+test_db_mask_conninfo_hides_the_password_of_a_keyword_string(void **state)
+{
+    (void)state;
+    assert_conninfo_masked("host=db.example password=hunter2 dbname=shop",
+                           "host=db.example password=**** dbname=shop");
+    assert_conninfo_masked("password=hunter2", "password=****");
+    assert_conninfo_masked("host=db password = hunter2 user=w", "host=db password =**** user=w");
+    /* a quoted value with spaces and escaped quotes goes whole */
+    assert_conninfo_masked("host=db password='a b\\' c' user=w", "host=db password=**** user=w");
+    /* keys that merely contain the word stay */
+    assert_conninfo_masked("host=db passfile=/etc/pgpass sslpassword=x dbname=shop",
+                           "host=db passfile=/etc/pgpass sslpassword=x dbname=shop");
+    assert_conninfo_masked("host=db dbname=password_reset", "host=db dbname=password_reset");
+    assert_conninfo_masked("", "");
+    char *none = db_mask_conninfo(NULL);
+    assert_string_equal(none, "");
+    free(none);
+}
+
+static void
+test_db_without_a_connection_string_is_a_config_error_naming_the_variable(void **state)
+{
+    (void)state;
+    static const char *const empty[] = {NULL, ""};
+    for (size_t i = 0; i < 2; i++) {
+        struct db_options opt = {.conninfo = empty[i],
+                                 .conninfo_key = "database.url",
+                                 .conninfo_env = "DATABASE_URL",
+                                 .connect_retries = 5};
+        struct err e;
+        err_clear(&e);
+        assert_null(db_connect(&opt, &e));
+        assert_int_equal(e.code, ERR_CONFIG);
+        assert_string_contains(e.msg, "DATABASE_URL");
+    }
+}
+
+static void
+test_db_closed_port_is_unavailable_after_the_retries_without_the_password(void **state)
+{
+    (void)state;
+    char *url = support_printf("postgresql://worker:hunter2-secret@127.0.0.1:%d/shop",
+                               support_closed_port());
+    struct db_options opt = {
+        .conninfo = url, .connect_retries = 1, .retry_base_ms = 1, .connect_timeout_s = 2};
+    struct err e;
+    err_clear(&e);
+    /* the retry is logged: read back what went to stderr */
+    char *dir = support_temp_dir("test_db");
+    char *path = support_path(dir, "stderr");
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+    struct db *db = db_connect(&opt, &e);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    char *log = support_read_file(path);
+    assert_null(db);
+    assert_int_equal(e.code, ERR_UNAVAILABLE);
+    assert_string_contains(e.msg, "after 2 attempts");
+    assert_string_lacks(e.msg, "hunter2");
+    assert_string_contains(log, "\"attempt\":1");
+    assert_string_lacks(log, "hunter2");
+    free(log);
+    free(path);
+    support_temp_dir_remove(dir);
+    free(url);
+}
+
+/* db_array_*: one text array literal from the values added, as unnest() reads it. */
+static char *
+array_of(const char *const *values, size_t n)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    db_array_begin(&b);
+    for (size_t i = 0; i < n; i++)
+        db_array_add(&b, values[i]);
+    db_array_end(&b);
+    char *s = buf_steal(&b);
+    assert_non_null(s);
+    return s;
+}
+
+static void
+test_db_array_literal_quotes_each_value_and_separates_with_commas(void **state)
+{
+    (void)state;
+    char *s = array_of(NULL, 0);
+    assert_string_equal(s, "{}");
+    free(s);
+    static const char *const one[] = {"a"};
+    s = array_of(one, 1);
+    assert_string_equal(s, "{\"a\"}");
+    free(s);
+    static const char *const three[] = {"9a1e2d3c-4b5a-4697-8a7b-1c2d3e4f5a6b",
+                                        "2026-03-03 09:00:00.123456+00", ""};
+    s = array_of(three, 3);
+    assert_string_equal(s, "{\"9a1e2d3c-4b5a-4697-8a7b-1c2d3e4f5a6b\","
+                           "\"2026-03-03 09:00:00.123456+00\",\"\"}");
+    free(s);
+}
+
+static void
+test_db_array_literal_spells_null_bare_and_the_text_null_quoted(void **state)
+{
+    (void)state;
+    static const char *const values[] = {NULL, "NULL", NULL};
+    char *s = array_of(values, 3);
+    assert_string_equal(s, "{NULL,\"NULL\",NULL}");
+    free(s);
+}
+
+static void
+test_db_array_literal_escapes_quotes_and_backslashes_only(void **state)
+{
+    (void)state;
+    static const char *const values[] = {"say \"hi\"", "C:\\dir\\", "{a,b}", "x\ny'z"};
+    char *s = array_of(values, 4);
+    assert_string_equal(s, "{\"say \\\"hi\\\"\",\"C:\\\\dir\\\\\",\"{a,b}\",\"x\ny'z\"}");
+    free(s);
+}
+
+static void
+test_db_array_literal_after_other_text_starts_without_a_comma(void **state)
+{
+    (void)state;
+    /* a buffer that already holds text: the first value follows '{' directly */
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "x=");
+    db_array_begin(&b);
+    db_array_add(&b, "1");
+    db_array_add(&b, "2");
+    db_array_end(&b);
+    assert_string_equal(buf_str(&b), "x={\"1\",\"2\"}");
+    buf_free(&b);
+}
+
+static void
+test_db_array_literal_too_large_for_its_buffer_fails_the_buffer(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b, 16);
+    db_array_begin(&b);
+    for (int i = 0; i < 10; i++)
+        db_array_add(&b, "value");
+    db_array_end(&b);
+    /* the caller checks once: the statement is never run with a cut-off array */
+    assert_true(b.failed);
+    assert_null(buf_steal(&b));
+    buf_free(&b);
 }
 
 int
@@ -170,6 +398,17 @@ main(void)
         cmocka_unit_test(test_db_a_server_asking_for_a_password_not_given_is_a_config_error),
         cmocka_unit_test(test_db_the_line_that_says_why_is_chosen_among_several_hosts),
         cmocka_unit_test(test_db_connection_string_that_does_not_parse_never_shows_the_password),
+        cmocka_unit_test(test_db_missing_connection_string_is_named_as_the_caller_names_it),
+        cmocka_unit_test(test_db_mask_conninfo_hides_passwords_in_both_syntaxes),
+        cmocka_unit_test(test_db_mask_conninfo_hides_the_password_of_a_uri),
+        cmocka_unit_test(test_db_mask_conninfo_hides_the_password_of_a_keyword_string),
+        cmocka_unit_test(test_db_without_a_connection_string_is_a_config_error_naming_the_variable),
+        cmocka_unit_test(test_db_closed_port_is_unavailable_after_the_retries_without_the_password),
+        cmocka_unit_test(test_db_array_literal_quotes_each_value_and_separates_with_commas),
+        cmocka_unit_test(test_db_array_literal_spells_null_bare_and_the_text_null_quoted),
+        cmocka_unit_test(test_db_array_literal_escapes_quotes_and_backslashes_only),
+        cmocka_unit_test(test_db_array_literal_after_other_text_starts_without_a_comma),
+        cmocka_unit_test(test_db_array_literal_too_large_for_its_buffer_fails_the_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

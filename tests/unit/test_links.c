@@ -1,15 +1,11 @@
 /* Unit tests for worker/links: resume and unsubscribe URLs with and without a key ring,
  * '?' versus '&', fragments, percent-encoding, the tokens they carry, and that the result
  * is accepted by the prompt as it is. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
+#include "support.h"
 
 #include "buf.h"
 #include "err.h"
@@ -27,12 +23,33 @@
 
 static const struct links_target TARGET = {ORDER, ORCH, "payment"};
 
-/* Settings as settings_load would leave them; strings point at literals, never freed. */
+/* The key rings settings_with parsed, freed once the group is done. */
+static struct token_ring *rings[32];
+static size_t nrings;
+
+static int
+free_rings(void **state)
+{
+    (void)state;
+    while (nrings > 0)
+        token_ring_free(rings[--nrings]);
+    return 0;
+}
+
+/* Settings as settings_load would leave them, the key ring parsed; strings point at
+ * literals, never freed. */
 static struct settings
 settings_with(const char *resume_url, const char *unsubscribe_url, const char *secret)
 {
     struct settings s;
     memset(&s, 0, sizeof s);
+    if (secret != NULL) {
+        struct err e = {0};
+        assert_true(nrings < sizeof rings / sizeof *rings);
+        if (token_ring_parse(secret, &s.link_keys, &e) != ERR_OK)
+            fail_msg("token_ring_parse: %s", e.msg);
+        rings[nrings++] = s.link_keys;
+    }
     s.resume_url = (char *)resume_url;
     s.unsubscribe_url = (char *)unsubscribe_url;
     s.resume_link_secret = (char *)secret;
@@ -75,8 +92,8 @@ unsubscribe(const struct links *l)
 }
 
 /* Verifies the token=... parameter of url with secret's ring; returns its claims. */
-static struct token_claims
-token_in(const char *url, const char *secret, enum token_purpose want)
+static struct links_claims
+token_in(const char *url, const char *secret, enum links_purpose want)
 {
     const char *t = strstr(url, "token=");
     assert_non_null(t);
@@ -89,10 +106,10 @@ token_in(const char *url, const char *secret, enum token_purpose want)
     struct token_ring *r = NULL;
     struct err e = {0};
     assert_int_equal(token_ring_parse(secret, &r, &e), ERR_OK);
-    struct token_claims c;
-    enum token_status st = token_verify(r, token, (time_t)NOW, want, &c, &e);
-    if (st != TOKEN_OK)
-        fail_msg("token_verify: %s", e.msg);
+    struct links_claims c;
+    enum links_status st = links_verify(r, token, (time_t)NOW, want, &c, &e);
+    if (st != LINKS_OK)
+        fail_msg("links_verify: %s", e.msg);
     token_ring_free(r);
     return c;
 }
@@ -122,8 +139,8 @@ test_links_resume_url_with_secret_carries_a_resume_token(void **state)
     char *url = resume(l);
     const char *prefix = "https://shop.example/checkout?order=" ORDER "&token=v1.k1.";
     assert_true(strncmp(url, prefix, strlen(prefix)) == 0);
-    struct token_claims c = token_in(url, SECRET, TOKEN_PURPOSE_RESUME);
-    assert_int_equal(c.purpose, TOKEN_PURPOSE_RESUME);
+    struct links_claims c = token_in(url, SECRET, LINKS_PURPOSE_RESUME);
+    assert_int_equal(c.purpose, LINKS_PURPOSE_RESUME);
     assert_string_equal(c.order_id, ORDER);
     assert_string_equal(c.orchestration_id, ORCH);
     assert_string_equal(c.stage, "payment");
@@ -184,8 +201,8 @@ test_links_values_are_percent_encoded(void **state)
     struct links_target t2 = {"A&B=C", ORCH, "payment"};
     buf_init(&b, 0);
     assert_int_equal(links_resume_url(l, &t2, (time_t)NOW, &b, &e), ERR_OK);
-    assert_non_null(strstr(buf_str(&b), "?order=A%26B%3DC&token=v1.k1."));
-    struct token_claims c = token_in(buf_str(&b), SECRET, TOKEN_PURPOSE_RESUME);
+    assert_string_contains(buf_str(&b), "?order=A%26B%3DC&token=v1.k1.");
+    struct links_claims c = token_in(buf_str(&b), SECRET, LINKS_PURPOSE_RESUME);
     assert_string_equal(c.order_id, "A&B=C");
     buf_free(&b);
     links_free(l);
@@ -244,9 +261,9 @@ test_links_unsubscribe_url_carries_an_unsubscribe_token(void **state)
     char *url = unsubscribe(l);
     const char *prefix = "https://shop.example/unsubscribe?token=v1.k1.";
     assert_true(strncmp(url, prefix, strlen(prefix)) == 0);
-    assert_null(strstr(url, "order="));
-    struct token_claims c = token_in(url, SECRET, TOKEN_PURPOSE_UNSUBSCRIBE);
-    assert_int_equal(c.purpose, TOKEN_PURPOSE_UNSUBSCRIBE);
+    assert_string_lacks(url, "order=");
+    struct links_claims c = token_in(url, SECRET, LINKS_PURPOSE_UNSUBSCRIBE);
+    assert_int_equal(c.purpose, LINKS_PURPOSE_UNSUBSCRIBE);
     assert_string_equal(c.order_id, ORDER);
     assert_int_equal(c.expires_at, NOW + 365 * 86400);
     free(url);
@@ -283,7 +300,7 @@ test_links_unsubscribe_url_without_secret_is_config_error(void **state)
     struct err e = {0};
     buf_init(&b, 0);
     assert_int_equal(links_unsubscribe_url(l, &TARGET, (time_t)NOW, &b, &e), ERR_CONFIG);
-    assert_non_null(strstr(e.msg, "RESUME_LINK_SECRET"));
+    assert_string_contains(e.msg, "RESUME_LINK_SECRET");
     assert_int_equal(b.len, 0);
     buf_free(&b);
     links_free(l);
@@ -300,34 +317,19 @@ test_links_sign_with_the_first_key_of_the_ring(void **state)
                       "k2:" SECRET ",k1:" OLD_SECRET);
     struct links *l = links_ok(&s);
     char *url = resume(l);
-    assert_non_null(strstr(url, "&token=v1.k2."));
+    assert_string_contains(url, "&token=v1.k2.");
     /* verified by the full ring and by the new key alone, not by the old key alone */
-    token_in(url, "k2:" SECRET ",k1:" OLD_SECRET, TOKEN_PURPOSE_RESUME);
-    token_in(url, "k2:" SECRET, TOKEN_PURPOSE_RESUME);
+    token_in(url, "k2:" SECRET ",k1:" OLD_SECRET, LINKS_PURPOSE_RESUME);
+    token_in(url, "k2:" SECRET, LINKS_PURPOSE_RESUME);
     struct token_ring *old = NULL;
     struct err e = {0};
     assert_int_equal(token_ring_parse("k1:" OLD_SECRET, &old, &e), ERR_OK);
     const char *t = strstr(url, "token=") + strlen("token=");
-    assert_int_equal(token_verify(old, t, (time_t)NOW, TOKEN_PURPOSE_RESUME, NULL, &e),
-                     TOKEN_UNKNOWN_KEY);
+    assert_int_equal(links_verify(old, t, (time_t)NOW, LINKS_PURPOSE_RESUME, NULL, &e),
+                     LINKS_UNKNOWN_KEY);
     token_ring_free(old);
     free(url);
     links_free(l);
-}
-
-static void
-test_links_new_with_a_bad_ring_is_config_error_without_the_secret(void **state)
-{
-    (void)state;
-    struct settings s =
-        settings_with("https://shop.example/checkout", NULL, "k2:" SECRET ",k1:short-s3cr3t");
-    struct err e = {0};
-    assert_null(links_new(&s, &e));
-    assert_int_equal(e.code, ERR_CONFIG);
-    assert_string_equal(e.msg, "email.resume_link_secret: key \"k1\": must be at least 32 "
-                               "characters (try: openssl rand -hex 32)");
-    assert_null(strstr(e.msg, "s3cr3t"));
-    links_free(NULL);
 }
 
 /* ---- with the prompt -------------------------------------------------------------------- */
@@ -371,7 +373,7 @@ test_links_are_accepted_by_the_prompt(void **state)
                "\r\nList-Unsubscribe: <%s>\r\n"
                "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
                u);
-    assert_non_null(strstr(buf_str(&msg), buf_str(&want)));
+    assert_string_contains(buf_str(&msg), buf_str(&want));
     buf_free(&want);
     buf_free(&msg);
     prompt_templates_free(t);
@@ -394,8 +396,7 @@ main(void)
         cmocka_unit_test(test_links_unsubscribe_url_is_empty_when_not_configured),
         cmocka_unit_test(test_links_unsubscribe_url_without_secret_is_config_error),
         cmocka_unit_test(test_links_sign_with_the_first_key_of_the_ring),
-        cmocka_unit_test(test_links_new_with_a_bad_ring_is_config_error_without_the_secret),
         cmocka_unit_test(test_links_are_accepted_by_the_prompt),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, free_rings);
 }

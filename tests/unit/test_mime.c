@@ -1,15 +1,11 @@
 /* Unit tests for common/mime: header injection, encoded words, folding, truncation,
  * quoted-printable round trips, address validation and the message layout. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include <cmocka.h>
+#include "support.h"
 
 #include "buf.h"
 #include "err.h"
@@ -18,13 +14,6 @@
 #define T_DATE 1772528400 /* 2026-03-03 09:00:00 UTC, a Tuesday */
 
 /* ---- helpers ---------------------------------------------------------------------------- */
-
-static void
-use_utc(void)
-{
-    setenv("TZ", "UTC", 1);
-    tzset();
-}
 
 static struct mime_message
 sample_message(void)
@@ -239,16 +228,6 @@ decode_display_name(const char *v, const char *addr)
     return decoded;
 }
 
-static int
-hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes quoted-printable, checking that every encoded line is <= 76 characters and has
  * no trailing whitespace. */
 static char *
@@ -278,8 +257,8 @@ qp_decode(const char *s)
             line_len = 0;
             continue;
         }
-        int hi = hex_value(s[i + 1]);
-        int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
+        int hi = support_hex_digit(s[i + 1]);
+        int lo = hi >= 0 ? support_hex_digit(s[i + 2]) : -1;
         assert_true(hi >= 0 && lo >= 0);
         buf_putc(&out, (char)(hi * 16 + lo));
         i += 2;
@@ -321,7 +300,7 @@ static void
 test_mime_crlf_in_name_and_subject_never_starts_a_header(void **state)
 {
     (void)state;
-    use_utc();
+    support_use_tz("UTC");
     struct mime_message m = sample_message();
     m.from_name = "Shop\r\nBcc: a@evil.example";
     m.to_name = "Eve\nBcc: b@evil.example\rBcc: c@evil.example";
@@ -366,7 +345,7 @@ test_mime_encoded_word_cannot_smuggle_newlines(void **state)
     buf_init(&out, 0);
     mime_header_text(&out, "Subject", evil);
     char *v = header_value(buf_str(&out), "Subject");
-    assert_null(strstr(v, "=0D=0A"));
+    assert_string_lacks(v, "=0D=0A");
     char *decoded = decode_words(v);
     assert_string_equal(decoded, evil);
     free(decoded);
@@ -380,7 +359,7 @@ static void
 test_mime_emoji_name_and_subject_encode_and_decode_back(void **state)
 {
     (void)state;
-    use_utc();
+    support_use_tz("UTC");
     const char *name = "Zoë 🎉 Müller-Łukasiewicz 日本語の名前 🛒🛒🛒";
     const char *subject = "Your cart 🛒 is waiting — finish checkout for order Ω-42 "
                           "before it expires ⏳ (ünïcödé everywhere, and then some more)";
@@ -392,7 +371,7 @@ test_mime_emoji_name_and_subject_encode_and_decode_back(void **state)
     assert_header_width(msg, 78);
 
     char *v = header_value(msg, "Subject");
-    assert_non_null(strstr(v, "=?UTF-8?B?"));
+    assert_string_contains(v, "=?UTF-8?B?");
     char *decoded = decode_words(v);
     assert_string_equal(decoded, subject);
     free(decoded);
@@ -422,8 +401,8 @@ test_mime_ascii_subject_folds_at_whitespace(void **state)
     buf_init(&out, 0);
     mime_header_text(&out, "Subject", subject);
     const char *s = buf_str(&out);
-    assert_null(strstr(s, "=?"));
-    assert_non_null(strstr(s, "\r\n "));
+    assert_string_lacks(s, "=?");
+    assert_string_contains(s, "\r\n ");
     char *v = header_value(s, "Subject");
     assert_string_equal(v + 1, subject);
     free(v);
@@ -464,7 +443,7 @@ static void
 test_mime_long_name_is_truncated_and_lines_stay_short(void **state)
 {
     (void)state;
-    use_utc();
+    support_use_tz("UTC");
     size_t big = 100 * 1024;
     char *ascii = malloc(big + 1);
     char *accented = malloc(big + 1);
@@ -644,7 +623,7 @@ test_mime_bad_address_is_err_data(void **state)
     struct buf out;
     buf_init(&out, 0);
     assert_int_equal(mime_build(&m, &out, &e), ERR_DATA);
-    assert_non_null(strstr(e.msg, "sender"));
+    assert_string_contains(e.msg, "sender");
     buf_free(&out);
 }
 
@@ -663,16 +642,6 @@ test_mime_bad_message_id_is_err_data(void **state)
         buf_free(&out);
     }
     assert_true(mime_message_id_valid("rw.ord_42.3@shop.example"));
-}
-
-static void
-test_mime_good_addresses_are_accepted(void **state)
-{
-    (void)state;
-    assert_true(mime_address_valid("jane@example.com"));
-    assert_true(mime_address_valid("jane.doe+promo@mail.example-shop.co.uk"));
-    assert_true(mime_address_valid("o'brien@example.com"));
-    assert_true(mime_address_valid("x@localhost"));
 }
 
 static void
@@ -721,7 +690,7 @@ static void
 test_mime_multipart_layout_and_headers(void **state)
 {
     (void)state;
-    use_utc();
+    support_use_tz("UTC");
     struct mime_message m = sample_message();
     m.list_unsubscribe = "<https://shop.example/u?t=1>, <mailto:unsub@shop.example>";
     m.list_unsubscribe_post = true;
@@ -749,10 +718,10 @@ test_mime_multipart_layout_and_headers(void **state)
     assert_true((size_t)(plain - msg) == header_len - 2);
     const char *html = strstr(plain + 1, delim);
     assert_non_null(html);
-    assert_non_null(strstr(plain, "Content-Type: text/plain; charset=UTF-8\r\n"
-                                  "Content-Transfer-Encoding: quoted-printable\r\n\r\nHello"));
-    assert_non_null(strstr(html, "Content-Type: text/html; charset=UTF-8\r\n"
-                                 "Content-Transfer-Encoding: quoted-printable\r\n\r\n<p>Hello"));
+    assert_string_contains(plain, "Content-Type: text/plain; charset=UTF-8\r\n"
+                                  "Content-Transfer-Encoding: quoted-printable\r\n\r\nHello");
+    assert_string_contains(html, "Content-Type: text/html; charset=UTF-8\r\n"
+                                 "Content-Transfer-Encoding: quoted-printable\r\n\r\n<p>Hello");
     assert_true(strstr(plain, "text/plain") < strstr(plain, "text/html"));
     char close[64];
     snprintf(close, sizeof close, "\r\n--%.*s--\r\n", (int)blen, b);
@@ -764,7 +733,7 @@ static void
 test_mime_boundary_text_in_body_cannot_close_a_part(void **state)
 {
     (void)state;
-    use_utc();
+    support_use_tz("UTC");
     struct mime_message m = sample_message();
     char *first = build_ok(&m);
     const char *b = strstr(first, "boundary=\"") + 10;
@@ -787,16 +756,16 @@ static void
 test_mime_text_only_message_is_single_part(void **state)
 {
     (void)state;
-    use_utc();
+    support_use_tz("UTC");
     struct mime_message m = sample_message();
     m.html_body = NULL;
     m.text_body = "Line one\nLine two";
     char *msg = build_ok(&m);
     assert_wire_shape(msg);
-    assert_null(strstr(msg, "multipart"));
-    assert_non_null(strstr(msg, "Content-Type: text/plain; charset=UTF-8\r\n"
+    assert_string_lacks(msg, "multipart");
+    assert_string_contains(msg, "Content-Type: text/plain; charset=UTF-8\r\n"
                                 "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-                                "Line one\r\nLine two\r\n"));
+                                "Line one\r\nLine two\r\n");
     free(msg);
 }
 
@@ -804,13 +773,12 @@ static void
 test_mime_date_uses_numeric_zone_and_english_names(void **state)
 {
     (void)state;
-    setenv("TZ", "EST5", 1);
-    tzset();
+    support_use_tz("EST5");
     struct mime_message m = sample_message();
     char *msg = build_ok(&m);
     assert_memory_equal(msg, "Date: Tue, 03 Mar 2026 04:00:00 -0500\r\n", 39);
     free(msg);
-    use_utc();
+    support_use_tz("UTC");
 }
 
 /* Each header line is a continuation (leading space) or one of the fields mime_build writes. */
@@ -837,7 +805,7 @@ static void
 test_mime_random_bytes_never_break_the_header_section(void **state)
 {
     (void)state;
-    use_utc();
+    support_use_tz("UTC");
     uint32_t seed = 12345;
     char fields[3][301];
     for (int iter = 0; iter < 3000; iter++) {
@@ -868,7 +836,7 @@ static void
 test_mime_build_is_deterministic(void **state)
 {
     (void)state;
-    use_utc();
+    support_use_tz("UTC");
     struct mime_message m = sample_message();
     char *a = build_ok(&m);
     char *b = build_ok(&m);
@@ -896,7 +864,6 @@ main(void)
         cmocka_unit_test(test_mime_qp_replaces_invalid_utf8),
         cmocka_unit_test(test_mime_bad_address_is_err_data),
         cmocka_unit_test(test_mime_bad_message_id_is_err_data),
-        cmocka_unit_test(test_mime_good_addresses_are_accepted),
         cmocka_unit_test(test_mime_bad_list_unsubscribe_is_err_data),
         cmocka_unit_test(test_mime_html_escape_escapes_markup_and_quotes),
         cmocka_unit_test(test_mime_has_controls_flags_c0_and_del_but_not_tab),

@@ -1,38 +1,20 @@
 /* test_pace: the shared token bucket and the adaptive rate / session controller of
  * common/pace.c, on a clock the test moves (its sleep advances the clock). */
 #include <pthread.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdlib.h>
 
-#include <cmocka.h>
+#include "support.h"
 
 #include "clock.h"
 #include "pace.h"
 
-static long long fake_now;
-
-static long long
-fake_clock(void)
-{
-    return fake_now;
-}
-
-static void
-fake_sleep(long long ms)
-{
-    fake_now += ms;
-}
-
 static struct pace *
 fake_pace(double max_rate, int max_sessions)
 {
-    fake_now = 1000000;
-    struct pace *p = pace_new(max_rate, max_sessions, fake_clock);
+    support_clock_set(1000000);
+    struct pace *p = pace_new(max_rate, max_sessions, support_clock_now);
     assert_non_null(p);
-    pace_set_sleep(p, fake_sleep);
+    pace_set_sleep(p, support_clock_sleep);
     return p;
 }
 
@@ -55,8 +37,8 @@ static void
 test_pace_new_refuses_a_negative_rate_or_no_sessions(void **state)
 {
     (void)state;
-    assert_null(pace_new(-1, 4, fake_clock));
-    assert_null(pace_new(5, 0, fake_clock));
+    assert_null(pace_new(-1, 4, support_clock_now));
+    assert_null(pace_new(5, 0, support_clock_now));
     pace_free(NULL); /* NULL-safe */
 }
 
@@ -66,8 +48,8 @@ test_pace_without_a_rate_gives_slots_at_once(void **state)
     (void)state;
     struct pace *p = fake_pace(0, 4);
     for (int i = 0; i < 1000; i++)
-        assert_true(pace_acquire(p, fake_now, NULL));
-    assert_int_equal(fake_now, 1000000); /* never waited */
+        assert_true(pace_acquire(p, support_clock_now(), NULL));
+    assert_int_equal(support_clock_now(), 1000000); /* never waited */
     assert_true(pace_rate(p) == 0);
     pace_free(p);
 }
@@ -79,8 +61,8 @@ test_pace_max_rate_5_never_gives_more_than_6_slots_in_a_second(void **state)
     struct pace *p = fake_pace(5, 8);
     long long times[40];
     for (int i = 0; i < 40; i++) {
-        assert_true(pace_acquire(p, fake_now + 60000, NULL));
-        times[i] = fake_now;
+        assert_true(pace_acquire(p, support_clock_now() + 60000, NULL));
+        times[i] = support_clock_now();
     }
     assert_true(most_in_window(times, 40, 1000) <= 6);
     assert_true(most_in_window(times, 40, 1001) <= 6);
@@ -94,12 +76,12 @@ test_pace_slots_are_spaced_even_after_an_idle_time(void **state)
 {
     (void)state;
     struct pace *p = fake_pace(5, 8);
-    assert_true(pace_acquire(p, fake_now + 1000, NULL));
-    fake_now += 10000; /* idle: no burst saved up */
+    assert_true(pace_acquire(p, support_clock_now() + 1000, NULL));
+    support_clock_sleep(10000); /* idle: no burst saved up */
     long long times[10];
     for (int i = 0; i < 10; i++) {
-        assert_true(pace_acquire(p, fake_now + 60000, NULL));
-        times[i] = fake_now;
+        assert_true(pace_acquire(p, support_clock_now() + 60000, NULL));
+        times[i] = support_clock_now();
     }
     assert_true(most_in_window(times, 10, 1000) <= 6);
     assert_int_equal(times[1] - times[0], 200);
@@ -111,12 +93,12 @@ test_pace_acquire_gives_up_at_the_deadline_without_waiting(void **state)
 {
     (void)state;
     struct pace *p = fake_pace(1, 1);
-    assert_true(pace_acquire(p, fake_now + 5000, NULL));
-    long long before = fake_now;
-    assert_false(pace_acquire(p, fake_now + 500, NULL)); /* next slot is 1000 ms away */
-    assert_int_equal(fake_now, before);
-    assert_true(pace_acquire(p, fake_now + 1000, NULL));
-    assert_int_equal(fake_now, before + 1000);
+    assert_true(pace_acquire(p, support_clock_now() + 5000, NULL));
+    long long before = support_clock_now();
+    assert_false(pace_acquire(p, support_clock_now() + 500, NULL)); /* next slot is 1000 ms away */
+    assert_int_equal(support_clock_now(), before);
+    assert_true(pace_acquire(p, support_clock_now() + 1000, NULL));
+    assert_int_equal(support_clock_now(), before + 1000);
     pace_free(p);
 }
 
@@ -126,9 +108,9 @@ test_pace_acquire_returns_false_once_stopped(void **state)
     (void)state;
     struct pace *p = fake_pace(0, 1);
     atomic_bool stop = true;
-    assert_false(pace_acquire(p, fake_now + 5000, &stop));
+    assert_false(pace_acquire(p, support_clock_now() + 5000, &stop));
     atomic_store(&stop, false);
-    assert_true(pace_acquire(p, fake_now + 5000, &stop));
+    assert_true(pace_acquire(p, support_clock_now() + 5000, &stop));
     pace_free(p);
 }
 
@@ -137,7 +119,7 @@ static void
 throttle_after_ten_a_second(struct pace *p)
 {
     for (int i = 0; i < 10; i++) {
-        fake_now += 100;
+        support_clock_sleep(100);
         pace_accepted(p);
     }
     pace_throttled(p);
@@ -164,7 +146,7 @@ test_pace_a_burst_of_accepts_is_not_taken_for_a_high_rate(void **state)
     (void)state;
     struct pace *p = fake_pace(0, 8);
     for (int i = 0; i < 10; i++) {
-        fake_now += 10; /* ten in 100 ms */
+        support_clock_sleep(10); /* ten in 100 ms */
         pace_accepted(p);
     }
     pace_throttled(p);
@@ -179,7 +161,7 @@ test_pace_throttles_in_flight_together_cut_once(void **state)
     struct pace *p = fake_pace(0, 8);
     throttle_after_ten_a_second(p);
     double after_first = pace_rate(p);
-    fake_now += 10;
+    support_clock_sleep(10);
     pace_throttled(p);
     pace_throttled(p);
     assert_true(pace_rate(p) == after_first);
@@ -187,7 +169,7 @@ test_pace_throttles_in_flight_together_cut_once(void **state)
     pace_get_stats(p, &st);
     assert_int_equal(st.throttles, 3);
     assert_int_equal(st.rate_cuts, 1);
-    fake_now += PACE_HOLD_MS;
+    support_clock_sleep(PACE_HOLD_MS);
     pace_throttled(p); /* a later one cuts again */
     assert_true(pace_rate(p) < after_first);
     pace_free(p);
@@ -200,10 +182,10 @@ test_pace_rate_recovers_about_one_per_second_while_accepted(void **state)
     struct pace *p = fake_pace(0, 8);
     throttle_after_ten_a_second(p);
     double start = pace_rate(p);
-    long long t0 = fake_now;
+    long long t0 = support_clock_now();
     /* send at the allowed pace for ten seconds, every message accepted */
-    while (fake_now - t0 < 10000) {
-        assert_true(pace_acquire(p, fake_now + 60000, NULL));
+    while (support_clock_now() - t0 < 10000) {
+        assert_true(pace_acquire(p, support_clock_now() + 60000, NULL));
         pace_accepted(p);
     }
     double grown = pace_rate(p) - start;
@@ -219,7 +201,7 @@ test_pace_recovery_never_exceeds_max_rate(void **state)
     throttle_after_ten_a_second(p);
     assert_true(pace_rate(p) <= 3.0 + 1e-9);
     for (int i = 0; i < 500; i++) {
-        assert_true(pace_acquire(p, fake_now + 60000, NULL));
+        assert_true(pace_acquire(p, support_clock_now() + 60000, NULL));
         pace_accepted(p);
     }
     assert_true(pace_rate(p) == 6.0);
@@ -243,7 +225,7 @@ test_pace_throttle_halves_the_sessions_and_they_grow_back(void **state)
     struct pace *p = fake_pace(0, 8);
     throttle_after_ten_a_second(p);
     assert_int_equal(pace_session_limit(p), 4);
-    fake_now += PACE_HOLD_MS;
+    support_clock_sleep(PACE_HOLD_MS);
     pace_throttled(p);
     assert_int_equal(pace_session_limit(p), 2);
     for (int i = 0; i < PACE_SESSION_GROWTH - 1; i++)

@@ -1,12 +1,8 @@
 /* Unit tests of the unsubscribe pages (worker/page.c) and of the listen address parser
  * (common/httpd.c). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <string.h>
 
-#include <cmocka.h>
+#include "support.h"
 
 #include "httpd.h"
 #include "page.h"
@@ -19,18 +15,18 @@ test_page_form_posts_one_click_to_the_same_url_with_the_token_escaped(void **sta
     buf_init(&b, 0);
     page_unsubscribe_form(&b, "v1.k1.a\"><script>x</script>&.b", POLICY_CONSENT_ORDER_UPDATES);
     const char *html = buf_str(&b);
-    assert_non_null(strstr(html, "<form method=\"post\" action=\"?token=v1.k1.a&quot;&gt;"
-                                 "&lt;script&gt;x&lt;/script&gt;&amp;.b\">"));
-    assert_null(strstr(html, "<script>"));
-    assert_non_null(strstr(html, "<input type=\"hidden\" name=\"List-Unsubscribe\" "
-                                 "value=\"One-Click\">"));
-    assert_non_null(strstr(html, "<button type=\"submit\">Unsubscribe</button>"));
-    assert_non_null(strstr(html, "<html lang=\"en\">"));
-    assert_non_null(strstr(html, "name=\"viewport\""));
-    assert_non_null(strstr(html, "order update emails"));
+    assert_string_contains(html, "<form method=\"post\" action=\"?token=v1.k1.a&quot;&gt;"
+                                 "&lt;script&gt;x&lt;/script&gt;&amp;.b\">");
+    assert_string_lacks(html, "<script>");
+    assert_string_contains(html, "<input type=\"hidden\" name=\"List-Unsubscribe\" "
+                                 "value=\"One-Click\">");
+    assert_string_contains(html, "<button type=\"submit\">Unsubscribe</button>");
+    assert_string_contains(html, "<html lang=\"en\">");
+    assert_string_contains(html, "name=\"viewport\"");
+    assert_string_contains(html, "order update emails");
     /* nothing external: no src, no href, no script */
-    assert_null(strstr(html, "src="));
-    assert_null(strstr(html, "href="));
+    assert_string_lacks(html, "src=");
+    assert_string_lacks(html, "href=");
     buf_free(&b);
 }
 
@@ -41,17 +37,17 @@ test_page_text_follows_the_preference_that_is_turned_off(void **state)
     struct buf b;
     buf_init(&b, 0);
     page_unsubscribed(&b, POLICY_CONSENT_BOTH, false);
-    assert_non_null(strstr(buf_str(&b), "<h1>You are unsubscribed</h1>"));
-    assert_non_null(strstr(buf_str(&b), "marketing emails"));
-    assert_non_null(strstr(buf_str(&b), "Emails about your orders still arrive."));
+    assert_string_contains(buf_str(&b), "<h1>You are unsubscribed</h1>");
+    assert_string_contains(buf_str(&b), "marketing emails");
+    assert_string_contains(buf_str(&b), "Emails about your orders still arrive.");
     buf_reset(&b);
     page_unsubscribed(&b, POLICY_CONSENT_ORDER_UPDATES, true);
-    assert_non_null(strstr(buf_str(&b), "<h1>You were already unsubscribed</h1>"));
-    assert_non_null(strstr(buf_str(&b), "order update emails"));
+    assert_string_contains(buf_str(&b), "<h1>You were already unsubscribed</h1>");
+    assert_string_contains(buf_str(&b), "order update emails");
     buf_reset(&b);
     page_problem(&b, "Bad <link>", "Try \"again\" & again");
-    assert_non_null(strstr(buf_str(&b), "<title>Bad &lt;link&gt;</title>"));
-    assert_non_null(strstr(buf_str(&b), "<p>Try &quot;again&quot; &amp; again</p>"));
+    assert_string_contains(buf_str(&b), "<title>Bad &lt;link&gt;</title>");
+    assert_string_contains(buf_str(&b), "<p>Try &quot;again&quot; &amp; again</p>");
     buf_free(&b);
 }
 

@@ -1,11 +1,6 @@
 /* Unit tests of the sweep's pure decisions (worker/policy.c). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
 
-#include <cmocka.h>
+#include "support.h"
 
 #include "policy.h"
 
@@ -440,6 +435,160 @@ test_policy_member_with_several_rows_in_a_batch_gets_the_first_only(void **state
         assert_int_equal(repeat[i], want[i]);
 }
 
+static void
+test_policy_checks_run_in_the_storefront_order_with_the_ledger_first(void **state)
+{
+    /* everything wrong at once; mending one fact at a time walks the order of the checks */
+    struct policy_facts f = {
+        .order_found = false,
+        .has_user = false,
+        .email_valid = false,
+        .opted_out = true,
+        .has_member = false,
+        .pending_intents = 0,
+        .prompts_sent = 3,
+        .quiet_wait_ms = 1000,
+        .cap_wait_ms = 1000,
+        .ledger_status = POLICY_LEDGER_FAILED,
+    };
+    assert_int_equal(policy_decide(&f, &rules), POLICY_ALREADY_FAILED);
+    f.ledger_status = POLICY_LEDGER_NONE;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_ESCALATE_NO_ORDER);
+    f.order_found = true;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_ESCALATE_NO_USER);
+    f.has_user = true;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_NO_INTENTS);
+    f.has_member = true;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_NO_INTENTS);
+    f.pending_intents = 2;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_OPT_OUT);
+    f.opted_out = false;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_MAX_PROMPTS);
+    f.prompts_sent = 0;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_INVALID_ADDRESS);
+    f.email_valid = true;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_QUIET_HOURS);
+    f.quiet_wait_ms = 0;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_MEMBER_CAPPED);
+    f.cap_wait_ms = 0;
+    assert_int_equal(policy_decide(&f, &rules), POLICY_SEND);
+}
+
+static void
+test_policy_released_deferred_or_queued_occurrence_is_decided_afresh(void **state)
+{
+    /* these ledger states say nothing went out for good: the usual checks decide */
+    static const enum policy_ledger statuses[] = {POLICY_LEDGER_RELEASED, POLICY_LEDGER_DEFERRED,
+                                                  POLICY_LEDGER_QUEUED};
+    for (size_t i = 0; i < 3; i++) {
+        struct policy_facts f = eligible();
+        f.ledger_status = statuses[i];
+        f.ledger_attempts = 5;
+        assert_int_equal(policy_decide(&f, &rules), POLICY_SEND);
+        f.opted_out = true;
+        assert_int_equal(policy_decide(&f, &rules), POLICY_OPT_OUT);
+    }
+}
+
+static void
+test_policy_resend_limit_depends_on_what_left_the_delivery_in_doubt(void **state)
+{
+    assert_int_equal(policy_resend_limit(POLICY_LEDGER_SENDING, POLICY_UNKNOWN_RESEND),
+                     POLICY_RESEND_LIMIT_SENDING);
+    assert_int_equal(policy_resend_limit(POLICY_LEDGER_UNKNOWN, POLICY_UNKNOWN_RESEND),
+                     POLICY_RESEND_LIMIT_UNKNOWN);
+    assert_true(POLICY_RESEND_LIMIT_SENDING > POLICY_RESEND_LIMIT_UNKNOWN);
+    assert_int_equal(policy_resend_limit(POLICY_LEDGER_SENT, POLICY_UNKNOWN_RESEND), 0);
+    assert_int_equal(policy_resend_limit(POLICY_LEDGER_DEFERRED, POLICY_UNKNOWN_RESEND), 0);
+    assert_int_equal(policy_resend_limit(POLICY_LEDGER_NONE, POLICY_UNKNOWN_RESEND), 0);
+    /* under skip nothing in doubt is sent again */
+    assert_int_equal(policy_resend_limit(POLICY_LEDGER_SENDING, POLICY_UNKNOWN_SKIP), 0);
+    assert_int_equal(policy_resend_limit(POLICY_LEDGER_UNKNOWN, POLICY_UNKNOWN_SKIP), 0);
+}
+
+static void
+test_policy_unknown_delivery_keeps_nudging_with_the_unknown_note(void **state)
+{
+    struct policy_facts f = eligible();
+    struct policy_final r = policy_finalise(POLICY_SEND, POLICY_DELIVERY_UNKNOWN, &f, &timing, 0);
+    assert_string_equal(r.outcome, "unknown");
+    assert_string_equal(r.note, "Recovery prompt delivery unknown");
+    assert_false(r.escalate);
+    assert_false(r.stop);
+    assert_int_equal(r.next_ms, timing.retry_interval_ms);
+    /* an orphan is finalised the same way, without a send */
+    r = policy_finalise(POLICY_ORPHANED, POLICY_DELIVERY_NONE, &f, &timing, 0);
+    assert_string_equal(r.note, "Recovery prompt delivery unknown");
+    assert_false(r.stop);
+}
+
+static void
+test_policy_deferrals_spread_by_a_tenth_and_at_most_ten_minutes(void **state)
+{
+    struct policy_facts f = eligible();
+    /* an hour: up to six minutes more */
+    f.quiet_wait_ms = 3600LL * 1000;
+    struct policy_final r = policy_finalise(POLICY_QUIET_HOURS, POLICY_DELIVERY_NONE, &f,
+                                            &timing, 0.999);
+    assert_true(r.next_ms > f.quiet_wait_ms);
+    assert_true(r.next_ms <= f.quiet_wait_ms + 360000);
+    /* ten hours: the spread is capped at ten minutes */
+    f.quiet_wait_ms = 10 * 3600LL * 1000;
+    r = policy_finalise(POLICY_QUIET_HOURS, POLICY_DELIVERY_NONE, &f, &timing, 0.999);
+    assert_true(r.next_ms > f.quiet_wait_ms + 590000);
+    assert_true(r.next_ms <= f.quiet_wait_ms + 600000);
+    f.cap_wait_ms = 10 * 3600LL * 1000;
+    r = policy_finalise(POLICY_MEMBER_CAPPED, POLICY_DELIVERY_NONE, &f, &timing, 0.999);
+    assert_true(r.next_ms <= f.cap_wait_ms + 600000);
+}
+
+static void
+test_policy_jitter_outside_zero_to_one_adds_nothing(void **state)
+{
+    struct policy_facts f = eligible();
+    f.quiet_wait_ms = 3600LL * 1000;
+    f.deferrals = 1;
+    static const double bad[] = {-0.5, 1.0, 7.0};
+    for (size_t i = 0; i < 3; i++) {
+        struct policy_final r = policy_finalise(POLICY_QUIET_HOURS, POLICY_DELIVERY_NONE, &f,
+                                                &timing, bad[i]);
+        assert_int_equal(r.next_ms, f.quiet_wait_ms);
+        r = policy_finalise(POLICY_SEND, POLICY_DELIVERY_DEFERRED, &f, &timing, bad[i]);
+        assert_int_equal(r.next_ms, 2 * timing.backoff_base_ms);
+    }
+}
+
+static void
+test_policy_quiet_hours_start_inclusive_end_exclusive(void **state)
+{
+    /* 22:00-08:00: 22:00:00 is inside, 07:59:59 waits one second, 08:00:00 is outside */
+    assert_int_equal(policy_quiet_wait_ms(22 * 60, 8 * 60, 22 * 3600), 10LL * 3600 * 1000);
+    assert_int_equal(policy_quiet_wait_ms(22 * 60, 8 * 60, 8 * 3600 - 1), 1000);
+    assert_int_equal(policy_quiet_wait_ms(22 * 60, 8 * 60, 21 * 3600 + 3599), 0);
+    /* just before midnight the wait runs over it */
+    assert_int_equal(policy_quiet_wait_ms(22 * 60, 8 * 60, 24 * 3600 - 1),
+                     (8LL * 3600 + 1) * 1000);
+    /* at midnight, in a window that starts there */
+    assert_int_equal(policy_quiet_wait_ms(0, 6 * 60, 0), 6LL * 3600 * 1000);
+}
+
+static void
+test_policy_action_names_are_stable_and_distinct(void **state)
+{
+    static const char *const names[] = {
+        "send",          "missing_order",  "missing_member", "no_intents",     "skipped_opt_out",
+        "max_prompts",   "invalid_address", "already_sent",  "already_failed", "delivery_unknown",
+        "quiet_hours",   "member_capped",  "gave_up",
+    };
+    size_t n = sizeof names / sizeof *names;
+    assert_int_equal(n, POLICY_GIVE_UP + 1);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(policy_action_name((enum policy_action)i), names[i]);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            assert_string_not_equal(names[i], names[j]);
+}
+
 int
 main(void)
 {
@@ -476,6 +625,14 @@ main(void)
         cmocka_unit_test(test_policy_member_cap_spares_a_member_never_prompted_or_prompted_long_ago),
         cmocka_unit_test(test_policy_member_cap_is_off_at_zero),
         cmocka_unit_test(test_policy_member_with_several_rows_in_a_batch_gets_the_first_only),
+        cmocka_unit_test(test_policy_checks_run_in_the_storefront_order_with_the_ledger_first),
+        cmocka_unit_test(test_policy_released_deferred_or_queued_occurrence_is_decided_afresh),
+        cmocka_unit_test(test_policy_resend_limit_depends_on_what_left_the_delivery_in_doubt),
+        cmocka_unit_test(test_policy_unknown_delivery_keeps_nudging_with_the_unknown_note),
+        cmocka_unit_test(test_policy_deferrals_spread_by_a_tenth_and_at_most_ten_minutes),
+        cmocka_unit_test(test_policy_jitter_outside_zero_to_one_adds_nothing),
+        cmocka_unit_test(test_policy_quiet_hours_start_inclusive_end_exclusive),
+        cmocka_unit_test(test_policy_action_names_are_stable_and_distinct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

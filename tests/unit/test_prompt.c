@@ -1,9 +1,6 @@
 /* Unit tests for worker/prompt: template loading and its errors, rendering per part (HTML
  * escaping, sections, fallbacks), hostile values, and a golden message checked byte for
  * byte and by Python's email parser (tests/unit/parse_eml.py). */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cmocka.h>
+#include "support.h"
 
 #include "buf.h"
 #include "err.h"
@@ -23,13 +20,6 @@
 #define PARSE_EML SOURCE_DIR "/tests/unit/parse_eml.py"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
-
-static void
-use_utc(void)
-{
-    setenv("TZ", "UTC", 1);
-    tzset();
-}
 
 /* The fixed input of the golden message. */
 static struct prompt_input
@@ -84,77 +74,12 @@ render_default(const struct prompt_input *in)
     return msg;
 }
 
-static char *
-read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    struct buf b;
-    buf_init(&b, 0);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(&b, chunk, n);
-    fclose(f);
-    return buf_steal(&b);
-}
-
-static void
-write_file(const char *path, const char *data)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, strlen(data), f), strlen(data));
-    assert_int_equal(fclose(f), 0);
-}
-
-/* A fresh directory under TMPDIR (new; free and remove with temp_dir_remove). */
-static char *
-temp_dir(void)
-{
-    const char *tmp = getenv("TMPDIR");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/test_prompt.XXXXXX", tmp != NULL ? tmp : "/tmp");
-    assert_non_null(mkdtemp(path));
-    return strdup(path);
-}
-
+/* Writes data to dir/name and leaves that path in path. */
 static void
 temp_file(char *path, size_t size, const char *dir, const char *name, const char *data)
 {
     snprintf(path, size, "%s/%s", dir, name);
-    write_file(path, data);
-}
-
-/* Removes the template files a test may have written, then the directory. */
-static void
-temp_dir_remove(char *dir)
-{
-    static const char *const stages[] = {"payment", "verification", "loyalty_hold", "fulfillment"};
-    static const char *const exts[] = {"subject", "txt", "html"};
-    char path[4200];
-    for (size_t s = 0; s < 4; s++) {
-        for (size_t x = 0; x < 3; x++) {
-            snprintf(path, sizeof path, "%s/%s.%s", dir, stages[s], exts[x]);
-            if (unlink(path) != 0)
-                rmdir(path);
-        }
-    }
-    snprintf(path, sizeof path, "%s/message.eml", dir);
-    unlink(path);
-    assert_int_equal(rmdir(dir), 0);
-    free(dir);
-}
-
-static int
-hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    support_write_file(path, data);
 }
 
 /* The decoded body of the part of type type ("text/plain", "text/html") (new; free()). */
@@ -176,8 +101,9 @@ part_body(const char *msg, const char *type)
     for (; p < end; p++) {
         if (p[0] == '=' && p[1] == '\r' && p[2] == '\n') {
             p += 2;
-        } else if (p[0] == '=' && hex_value(p[1]) >= 0 && hex_value(p[2]) >= 0) {
-            buf_putc(&out, (char)(hex_value(p[1]) * 16 + hex_value(p[2])));
+        } else if (p[0] == '=' && support_hex_digit(p[1]) >= 0 &&
+                   support_hex_digit(p[2]) >= 0) {
+            buf_putc(&out, (char)(support_hex_digit(p[1]) * 16 + support_hex_digit(p[2])));
             p += 2;
         } else {
             buf_putc(&out, *p);
@@ -267,12 +193,12 @@ static void
 test_prompt_golden_file_matches_byte_for_byte(void **state)
 {
     (void)state;
-    use_utc();
+    support_use_tz("UTC");
     struct prompt_input in = golden_input();
     char *msg = render_default(&in);
     if (getenv("UPDATE_GOLDEN") != NULL)
-        write_file(GOLDEN, msg);
-    char *want = read_file(GOLDEN);
+        support_write_file(GOLDEN, msg);
+    char *want = support_read_file(GOLDEN);
     if (want == NULL)
         fail_msg("cannot read %s (UPDATE_GOLDEN=1 writes it)", GOLDEN);
     assert_string_equal(msg, want);
@@ -305,20 +231,20 @@ static void
 test_prompt_crlf_and_bcc_in_values_never_reach_headers(void **state)
 {
     (void)state;
-    use_utc();
+    support_use_tz("UTC");
     struct prompt_input in = golden_input();
     in.member_name = "Mallory\r\nBcc: a@evil.example";
     in.sender_name = "Shop\nBcc: b@evil.example";
     in.order_number = "SO-1\r\nBcc: c@evil.example\r\n\r\nbody";
     char *msg = render_default(&in);
     assert_no_header_line(msg, "Bcc:");
-    assert_non_null(strstr(msg, "\r\nSubject: Finish your checkout for order SO-1 Bcc:"));
+    assert_string_contains(msg, "\r\nSubject: Finish your checkout for order SO-1 Bcc:");
     char *text = part_body(msg, "text/plain");
-    assert_non_null(strstr(text, "Hi Mallory Bcc: a@evil.example,\r\n"));
+    assert_string_contains(text, "Hi Mallory Bcc: a@evil.example,\r\n");
     free(text);
 
     if (python_available()) {
-        char *dir = temp_dir();
+        char *dir = support_temp_dir("test_prompt");
         char path[4200];
         temp_file(path, sizeof path, dir, "message.eml", msg);
         int rc = run_parse_eml(
@@ -328,7 +254,7 @@ test_prompt_crlf_and_bcc_in_values_never_reach_headers(void **state)
             "--message-id", "rw.ord_42.1@shop.example", "--list-unsubscribe",
             "https://shop.example/unsubscribe?token=v1.def456", (const char *)NULL);
         assert_int_equal(rc, 0);
-        temp_dir_remove(dir);
+        support_temp_dir_remove(dir);
     }
     free(msg);
 }
@@ -337,7 +263,7 @@ static void
 test_prompt_emoji_name_and_subject_decode_in_python(void **state)
 {
     (void)state;
-    use_utc();
+    support_use_tz("UTC");
     if (!python_available())
         skip();
     struct prompt_input in = golden_input();
@@ -345,8 +271,8 @@ test_prompt_emoji_name_and_subject_decode_in_python(void **state)
     in.order_number = "SO-🛒-7";
     in.sender_name = "Bücher & Co";
     char *msg = render_default(&in);
-    assert_non_null(strstr(msg, "\r\nSubject: =?UTF-8?B?"));
-    char *dir = temp_dir();
+    assert_string_contains(msg, "\r\nSubject: =?UTF-8?B?");
+    char *dir = support_temp_dir("test_prompt");
     char path[4200];
     temp_file(path, sizeof path, dir, "message.eml", msg);
     int rc = run_parse_eml(
@@ -356,7 +282,7 @@ test_prompt_emoji_name_and_subject_decode_in_python(void **state)
         "--list-unsubscribe", "https://shop.example/unsubscribe?token=v1.def456", "--text-contains",
         "Hi Zoë 🎉,", "--html-contains", "Order</td><td>SO-🛒-7</td>", (const char *)NULL);
     assert_int_equal(rc, 0);
-    temp_dir_remove(dir);
+    support_temp_dir_remove(dir);
     free(msg);
 }
 
@@ -364,17 +290,17 @@ static void
 test_prompt_markup_in_name_escaped_in_html_raw_in_text(void **state)
 {
     (void)state;
-    use_utc();
+    support_use_tz("UTC");
     struct prompt_input in = golden_input();
     in.member_name = "<script>alert('x')</script> \"Bob\" & <b>";
     char *msg = render_default(&in);
     char *html = part_body(msg, "text/html");
     char *text = part_body(msg, "text/plain");
-    assert_non_null(strstr(html, "Hi &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; "
-                                 "&quot;Bob&quot; &amp; &lt;b&gt;,"));
-    assert_null(strstr(html, "<script>"));
-    assert_null(strstr(html, "<b>"));
-    assert_non_null(strstr(text, "Hi <script>alert('x')</script> \"Bob\" & <b>,"));
+    assert_string_contains(html, "Hi &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; "
+                                 "&quot;Bob&quot; &amp; &lt;b&gt;,");
+    assert_string_lacks(html, "<script>");
+    assert_string_lacks(html, "<b>");
+    assert_string_contains(text, "Hi <script>alert('x')</script> \"Bob\" & <b>,");
     free(text);
     free(html);
     free(msg);
@@ -384,7 +310,7 @@ static void
 test_prompt_long_name_is_truncated(void **state)
 {
     (void)state;
-    use_utc();
+    support_use_tz("UTC");
     size_t big = 100 * 1024;
     char *name = malloc(big + 1);
     for (size_t i = 0; i < big; i++)
@@ -436,7 +362,7 @@ test_prompt_bad_email_is_err_data(void **state)
     struct err e = {0};
     buf_init(&out, 0);
     assert_int_equal(prompt_render(t, &in, &out, &e), ERR_DATA);
-    assert_non_null(strstr(e.msg, "recipient"));
+    assert_string_contains(e.msg, "recipient");
     assert_int_equal(out.len, 0);
     in = golden_input();
     in.sender_email = "not an address";
@@ -471,7 +397,7 @@ static void
 test_prompt_member_name_falls_back_to_there(void **state)
 {
     (void)state;
-    use_utc();
+    support_use_tz("UTC");
     const char *names[] = {NULL, "", " \r\n "};
     for (size_t i = 0; i < 3; i++) {
         struct prompt_input in = golden_input();
@@ -479,7 +405,7 @@ test_prompt_member_name_falls_back_to_there(void **state)
         char *msg = render_default(&in);
         char *text = part_body(msg, "text/plain");
         assert_true(strncmp(text, "Hi there,\r\n", 11) == 0);
-        assert_non_null(strstr(msg, "\r\nTo: zoe.obrien@example.com\r\n"));
+        assert_string_contains(msg, "\r\nTo: zoe.obrien@example.com\r\n");
         free(text);
         free(msg);
     }
@@ -489,7 +415,7 @@ static void
 test_prompt_stage_copy_per_stage(void **state)
 {
     (void)state;
-    use_utc();
+    support_use_tz("UTC");
     const char *stages[][2] = {
         {"payment", "Payment confirmation"},
         {"verification", "Identity verification"},
@@ -503,7 +429,7 @@ test_prompt_stage_copy_per_stage(void **state)
         char *text = part_body(msg, "text/plain");
         char line[128];
         snprintf(line, sizeof line, "\r\n%s: ", stages[i][1]);
-        assert_non_null(strstr(text, line));
+        assert_string_contains(text, line);
         free(text);
         free(msg);
     }
@@ -513,15 +439,15 @@ static void
 test_prompt_pending_intents_line_only_when_positive(void **state)
 {
     (void)state;
-    use_utc();
+    support_use_tz("UTC");
     struct prompt_input in = golden_input();
     in.pending_intents = 0;
     char *msg = render_default(&in);
     char *text = part_body(msg, "text/plain");
     char *html = part_body(msg, "text/html");
-    assert_null(strstr(text, "pending"));
-    assert_null(strstr(html, "pending"));
-    assert_non_null(strstr(text, "Total: 129.00 EUR\r\n\r\nResume your checkout here:"));
+    assert_string_lacks(text, "pending");
+    assert_string_lacks(html, "pending");
+    assert_string_contains(text, "Total: 129.00 EUR\r\n\r\nResume your checkout here:");
     free(html);
     free(text);
     free(msg);
@@ -529,8 +455,8 @@ test_prompt_pending_intents_line_only_when_positive(void **state)
     in.pending_intents = 3;
     msg = render_default(&in);
     text = part_body(msg, "text/plain");
-    assert_non_null(strstr(text, "Total: 129.00 EUR\r\nYou have 3 pending loyalty actions "
-                                 "on this order.\r\n\r\nResume"));
+    assert_string_contains(text, "Total: 129.00 EUR\r\nYou have 3 pending loyalty actions "
+                                 "on this order.\r\n\r\nResume");
     free(text);
     free(msg);
 
@@ -539,9 +465,9 @@ test_prompt_pending_intents_line_only_when_positive(void **state)
     msg = render_default(&in);
     text = part_body(msg, "text/plain");
     html = part_body(msg, "text/html");
-    assert_non_null(strstr(text, "You have 1 pending loyalty action on this order."));
-    assert_non_null(strstr(html, "<p>You have 1 pending loyalty action on this order.</p>"));
-    assert_null(strstr(text, "action(s)"));
+    assert_string_contains(text, "You have 1 pending loyalty action on this order.");
+    assert_string_contains(html, "<p>You have 1 pending loyalty action on this order.</p>");
+    assert_string_lacks(text, "action(s)");
     free(html);
     free(text);
     free(msg);
@@ -551,15 +477,15 @@ static void
 test_prompt_unsubscribe_only_when_configured(void **state)
 {
     (void)state;
-    use_utc();
+    support_use_tz("UTC");
     struct prompt_input in = golden_input();
     in.unsubscribe_url = NULL;
     char *msg = render_default(&in);
-    assert_null(strstr(msg, "List-Unsubscribe"));
+    assert_string_lacks(msg, "List-Unsubscribe");
     char *text = part_body(msg, "text/plain");
     char *html = part_body(msg, "text/html");
-    assert_null(strstr(text, "reminders"));
-    assert_null(strstr(html, "nsubscribe"));
+    assert_string_lacks(text, "reminders");
+    assert_string_lacks(html, "nsubscribe");
     free(html);
     free(text);
     free(msg);
@@ -567,14 +493,14 @@ test_prompt_unsubscribe_only_when_configured(void **state)
     /* RFC 8058 one-click needs HTTPS: a plain http link gets no List-Unsubscribe-Post. */
     in.unsubscribe_url = "http://shop.example/u?t=1";
     msg = render_default(&in);
-    assert_non_null(strstr(msg, "\r\nList-Unsubscribe: <http://shop.example/u?t=1>\r\n"));
-    assert_null(strstr(msg, "List-Unsubscribe-Post"));
+    assert_string_contains(msg, "\r\nList-Unsubscribe: <http://shop.example/u?t=1>\r\n");
+    assert_string_lacks(msg, "List-Unsubscribe-Post");
     free(msg);
 
     in.unsubscribe_url = "https://shop.example/u?t=1";
     msg = render_default(&in);
-    assert_non_null(strstr(msg, "\r\nList-Unsubscribe: <https://shop.example/u?t=1>\r\n"
-                                "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+    assert_string_contains(msg, "\r\nList-Unsubscribe: <https://shop.example/u?t=1>\r\n"
+                                "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n");
     free(msg);
 }
 
@@ -584,8 +510,8 @@ static void
 test_prompt_override_file_replaces_builtin(void **state)
 {
     (void)state;
-    use_utc();
-    char *dir = temp_dir();
+    support_use_tz("UTC");
+    char *dir = support_temp_dir("test_prompt");
     char path[4200];
     temp_file(path, sizeof path, dir, "verification.subject",
               "Action needed: {{ order_number }}\n");
@@ -599,24 +525,24 @@ test_prompt_override_file_replaces_builtin(void **state)
     struct prompt_input in = golden_input();
     in.stage = "verification";
     char *msg = render_ok(t, &in);
-    assert_non_null(strstr(msg, "\r\nSubject: Action needed: SO-1042\r\n"));
+    assert_string_contains(msg, "\r\nSubject: Action needed: SO-1042\r\n");
     char *text = part_body(msg, "text/plain");
     assert_string_equal(text, "Dear Zoë O'Brien <VIP> & Co\r\n"
                               "Opt out: https://shop.example/unsubscribe?token=v1.def456\r\n"
                               "2 pending.\r\n");
     free(text);
     char *html = part_body(msg, "text/html"); /* not overridden: the built-in */
-    assert_non_null(strstr(html, "<h1 style=\"font-size:20px;margin:24px 0 8px;\">Identity "
-                                 "verification</h1>"));
+    assert_string_contains(html, "<h1 style=\"font-size:20px;margin:24px 0 8px;\">Identity "
+                                 "verification</h1>");
     free(html);
     free(msg);
 
     in.stage = "payment"; /* no override for payment at all */
     msg = render_ok(t, &in);
-    assert_non_null(strstr(msg, "\r\nSubject: Finish your checkout for order SO-1042\r\n"));
+    assert_string_contains(msg, "\r\nSubject: Finish your checkout for order SO-1042\r\n");
     free(msg);
     prompt_templates_free(t);
-    temp_dir_remove(dir);
+    support_temp_dir_remove(dir);
 }
 
 /* Loads dir expecting ERR_CONFIG whose message holds every string in want (NULL-ended). */
@@ -641,33 +567,33 @@ static void
 test_prompt_unknown_placeholder_in_override_is_config_error(void **state)
 {
     (void)state;
-    char *dir = temp_dir();
+    char *dir = support_temp_dir("test_prompt");
     char path[4200];
     temp_file(path, sizeof path, dir, "payment.html", "<p>Hi</p>\n<p>\n{{member_nmae}}</p>\n");
     char where[4300];
     snprintf(where, sizeof where, "%s:3:", path);
     assert_load_fails(dir, where, "unknown placeholder {{member_nmae}}", (const char *)NULL);
-    temp_dir_remove(dir);
+    support_temp_dir_remove(dir);
 }
 
 static void
 test_prompt_unterminated_tag_is_config_error(void **state)
 {
     (void)state;
-    char *dir = temp_dir();
+    char *dir = support_temp_dir("test_prompt");
     char path[4200];
     temp_file(path, sizeof path, dir, "fulfillment.subject", "Order {{order_number");
     assert_load_fails(dir, "fulfillment.subject:1: unterminated {{", (const char *)NULL);
     temp_file(path, sizeof path, dir, "fulfillment.subject", "Order {{order_number\n}}");
     assert_load_fails(dir, "fulfillment.subject:1: unterminated {{", (const char *)NULL);
-    temp_dir_remove(dir);
+    support_temp_dir_remove(dir);
 }
 
 static void
 test_prompt_section_mistakes_are_config_errors(void **state)
 {
     (void)state;
-    char *dir = temp_dir();
+    char *dir = support_temp_dir("test_prompt");
     char path[4200];
     temp_file(path, sizeof path, dir, "payment.txt", "a\n{{#unsubscribe}}\nb\n");
     assert_load_fails(dir, "payment.txt:2: {{#unsubscribe}} is never closed", (const char *)NULL);
@@ -678,37 +604,37 @@ test_prompt_section_mistakes_are_config_errors(void **state)
     assert_load_fails(dir, "{{#unsubscribe}} inside {{#unsubscribe}}", (const char *)NULL);
     temp_file(path, sizeof path, dir, "payment.txt", "{{#vip}}x{{/vip}}");
     assert_load_fails(dir, "unknown section {{#vip}}", (const char *)NULL);
-    temp_dir_remove(dir);
+    support_temp_dir_remove(dir);
 }
 
 static void
 test_prompt_every_template_error_is_reported_at_once(void **state)
 {
     (void)state;
-    char *dir = temp_dir();
+    char *dir = support_temp_dir("test_prompt");
     char path[4200];
     temp_file(path, sizeof path, dir, "payment.txt", "{{nope}}");
     temp_file(path, sizeof path, dir, "fulfillment.html", "{{also_nope}}");
     assert_load_fails(dir, "payment.txt:1: unknown placeholder {{nope}}",
                       "fulfillment.html:1: unknown placeholder {{also_nope}}", (const char *)NULL);
-    temp_dir_remove(dir);
+    support_temp_dir_remove(dir);
 }
 
 static void
 test_prompt_unreadable_override_is_config_error(void **state)
 {
     (void)state;
-    char *dir = temp_dir();
+    char *dir = support_temp_dir("test_prompt");
     char path[4200];
     snprintf(path, sizeof path, "%s/loyalty_hold.html", dir);
     assert_int_equal(mkdir(path, 0700), 0); /* a directory where a file should be */
     assert_load_fails(dir, path, "cannot read", (const char *)NULL);
-    temp_dir_remove(dir);
+    support_temp_dir_remove(dir);
 
-    dir = temp_dir();
+    dir = support_temp_dir("test_prompt");
     temp_file(path, sizeof path, dir, "payment.txt", "bad \xff byte");
     assert_load_fails(dir, "payment.txt: cannot read: not valid UTF-8", (const char *)NULL);
-    temp_dir_remove(dir);
+    support_temp_dir_remove(dir);
 }
 
 static void

@@ -1,135 +1,11 @@
-/* test_smtp: the pure parts of common/smtp.c: address validation, outcome names, and the
+/* test_smtp: the pure parts of common/smtp.c: outcome names, and the
  * checks smtp_send_batch makes before it would open a connection. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#include <cmocka.h>
+#include "support.h"
 
 #include "smtp.h"
-
-static void
-test_smtp_address_valid_accepts_plain_mailboxes(void **state)
-{
-    (void)state;
-    assert_true(smtp_address_valid("a@b.co"));
-    assert_true(smtp_address_valid("first.last+tag@sub.example.org"));
-    assert_true(smtp_address_valid("x@[127.0.0.1]"));
-    assert_true(smtp_address_valid("x@[IPv6:2001:db8::1]"));
-    assert_true(smtp_address_valid("user@localhost"));
-    assert_true(smtp_address_valid("o'brien_{x}~!#$%&*/=?^`|-@example.com"));
-    assert_true(smtp_address_valid("a@xn--bcher-kva.example"));
-    assert_true(smtp_address_valid("a@123.example.com"));
-}
-
-static void
-test_smtp_address_valid_rejects_line_breaks_and_controls(void **state)
-{
-    (void)state;
-    assert_false(smtp_address_valid("a@b.co\r\nRSET"));
-    assert_false(smtp_address_valid("a@b.co\n"));
-    assert_false(smtp_address_valid("a\r@b.co"));
-    assert_false(smtp_address_valid("a@b.co\r"));
-    assert_false(smtp_address_valid("a\t@b.co"));
-    assert_false(smtp_address_valid("a\x01@b.co"));
-    assert_false(smtp_address_valid("a@b\x7f.co"));
-    assert_false(smtp_address_valid("a\x1b@b.co"));
-}
-
-static void
-test_smtp_address_valid_rejects_bad_syntax(void **state)
-{
-    (void)state;
-    assert_false(smtp_address_valid(NULL));
-    assert_false(smtp_address_valid(""));
-    assert_false(smtp_address_valid("a b@c.org"));
-    assert_false(smtp_address_valid("a@b c.org"));
-    assert_false(smtp_address_valid("<a@b.co>"));
-    assert_false(smtp_address_valid("a@b.co>"));
-    assert_false(smtp_address_valid("a@b@c.co"));
-    assert_false(smtp_address_valid("@b.co"));
-    assert_false(smtp_address_valid("a@"));
-    assert_false(smtp_address_valid("ab.co"));
-    assert_false(smtp_address_valid(".a@b.co"));
-    assert_false(smtp_address_valid("a.@b.co"));
-    assert_false(smtp_address_valid("a..b@c.co"));
-    assert_false(smtp_address_valid("\"quoted\"@b.co"));
-    assert_false(smtp_address_valid("a(comment)@b.co"));
-    assert_false(smtp_address_valid("a,b@c.co"));
-    assert_false(smtp_address_valid("caf\xc3\xa9@b.co"));
-}
-
-static void
-test_smtp_address_valid_rejects_bad_domains(void **state)
-{
-    (void)state;
-    assert_false(smtp_address_valid("a@b.co."));
-    assert_false(smtp_address_valid("a@.b.co"));
-    assert_false(smtp_address_valid("a@b..co"));
-    assert_false(smtp_address_valid("a@-b.co"));
-    assert_false(smtp_address_valid("a@b-.co"));
-    assert_false(smtp_address_valid("a@b_c.co"));
-    assert_false(smtp_address_valid("a@1.2.3.4"));
-    assert_false(smtp_address_valid("a@[1.2.3]"));
-    assert_false(smtp_address_valid("a@[1.2.3.4"));
-    assert_false(smtp_address_valid("a@[IPv6:zz::1]"));
-    assert_false(smtp_address_valid("a@[example.com]"));
-
-    char label[80];
-    memset(label, 'l', 64);
-    label[64] = '\0';
-    char addr[120];
-    snprintf(addr, sizeof addr, "a@%s.com", label); /* a 64-octet label */
-    assert_false(smtp_address_valid(addr));
-    label[63] = '\0';
-    snprintf(addr, sizeof addr, "a@%s.com", label);
-    assert_true(smtp_address_valid(addr));
-}
-
-static void
-test_smtp_address_valid_enforces_length_limits(void **state)
-{
-    (void)state;
-    char addr[400];
-
-    memset(addr, 'l', 64);
-    strcpy(addr + 64, "@b.co");
-    assert_true(smtp_address_valid(addr)); /* 64-octet local part */
-
-    memset(addr, 'l', 65);
-    strcpy(addr + 65, "@b.co");
-    assert_false(smtp_address_valid(addr)); /* 65 */
-
-    /* 254 octets in all: local@ + labels of 63 joined by dots. */
-    const char *local = "abcdefghij";
-    size_t n = (size_t)snprintf(addr, sizeof addr, "%s@", local);
-    while (n < 254) {
-        size_t room = 254 - n;
-        size_t take = room > 63 ? 63 : room;
-        if (room - take == 1)
-            take--; /* never leave a single octet for a trailing dot */
-        memset(addr + n, 'd', take);
-        n += take;
-        if (n < 254)
-            addr[n++] = '.';
-    }
-    addr[n] = '\0';
-    assert_int_equal(strlen(addr), 254);
-    assert_true(smtp_address_valid(addr));
-
-    addr[n] = 'd';
-    addr[n + 1] = '\0';
-    assert_int_equal(strlen(addr), 255);
-    assert_false(smtp_address_valid(addr));
-
-    memset(addr, 'a', 300);
-    addr[300] = '\0';
-    addr[10] = '@';
-    assert_false(smtp_address_valid(addr));
-}
 
 static void
 test_smtp_outcome_name_is_stable(void **state)
@@ -205,7 +81,7 @@ test_smtp_send_batch_refuses_line_breaks_in_config(void **state)
     cfg.helo_name = "me.example\r\nRSET";
     err_clear(&e);
     assert_int_equal(smtp_send_batch(&cfg, &m, 1, NULL, NULL, &e), ERR_CONFIG);
-    assert_non_null(strstr(e.msg, "helo_name"));
+    assert_string_contains(e.msg, "helo_name");
 
     cfg = config();
     cfg.username = "user\r\nRSET";
@@ -259,8 +135,8 @@ test_smtp_send_batch_refuses_clear_text_password_off_loopback(void **state)
     struct err e;
     err_clear(&e);
     assert_int_equal(smtp_send_batch(&cfg, &m, 1, NULL, NULL, &e), ERR_CONFIG);
-    assert_non_null(strstr(e.msg, "clear text"));
-    assert_null(strstr(e.msg, "secret"));
+    assert_string_contains(e.msg, "clear text");
+    assert_string_lacks(e.msg, "secret");
 }
 
 static void
@@ -318,10 +194,10 @@ test_smtp_send_batch_fails_invalid_messages_without_connecting(void **state)
     assert_string_equal(msgs[0].text, "invalid address");
     assert_string_equal(msgs[1].text, "invalid address");
     assert_string_equal(msgs[2].text, "invalid address");
-    assert_non_null(strstr(msgs[3].text, "invalid message data"));
-    assert_non_null(strstr(msgs[4].text, "invalid message data"));
-    assert_non_null(strstr(msgs[5].text, "invalid message data"));
-    assert_non_null(strstr(msgs[6].text, "invalid message data"));
+    assert_string_contains(msgs[3].text, "invalid message data");
+    assert_string_contains(msgs[4].text, "invalid message data");
+    assert_string_contains(msgs[5].text, "invalid message data");
+    assert_string_contains(msgs[6].text, "invalid message data");
 }
 
 static void
@@ -347,7 +223,7 @@ test_smtp_send_batch_unreachable_relay_is_unavailable(void **state)
     if (rc == ERR_OK)
         skip(); /* something listens on port 9 here */
     assert_int_equal(rc, ERR_UNAVAILABLE);
-    assert_non_null(strstr(e.msg, "cannot connect to 127.0.0.1:9"));
+    assert_string_contains(e.msg, "cannot connect to 127.0.0.1:9");
     assert_int_equal(m.outcome, SMTP_NOT_ATTEMPTED);
 }
 
@@ -489,11 +365,6 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_smtp_address_valid_accepts_plain_mailboxes),
-        cmocka_unit_test(test_smtp_address_valid_rejects_line_breaks_and_controls),
-        cmocka_unit_test(test_smtp_address_valid_rejects_bad_syntax),
-        cmocka_unit_test(test_smtp_address_valid_rejects_bad_domains),
-        cmocka_unit_test(test_smtp_address_valid_enforces_length_limits),
         cmocka_unit_test(test_smtp_outcome_name_is_stable),
         cmocka_unit_test(test_smtp_send_batch_refuses_implicit_tls),
         cmocka_unit_test(test_smtp_send_batch_refuses_line_breaks_in_config),
