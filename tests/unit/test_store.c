@@ -524,6 +524,23 @@ test_store_ledger_begin_checks_the_preference_the_consent_basis_names(void **sta
 }
 
 static void
+test_store_ledger_begin_counts_an_unset_preference_as_policy_does(void **state)
+{
+    struct fixture *f = fresh(state);
+    /* no preference row: order updates count as on, marketing as off (policy_consents) */
+    char *id = seed_orch(f, NULL, "-5 minutes");
+    struct store_batch b = claim(f, RUN_A, 10, LEASE_MS, NULL);
+    size_t i = row_of(&b, id);
+    assert_int_equal(b.rows[i].order_updates, POLICY_PREF_UNSET);
+    assert_int_equal(b.rows[i].marketing_messages, POLICY_PREF_UNSET);
+    assert_false(begin_one(f, RUN_A, &b, i, POLICY_CONSENT_MARKETING, 0));
+    assert_false(begin_one(f, RUN_A, &b, i, POLICY_CONSENT_BOTH, 0));
+    assert_true(begin_one(f, RUN_A, &b, i, POLICY_CONSENT_ORDER_UPDATES, 0));
+    store_batch_free(&b);
+    free(id);
+}
+
+static void
 test_store_ledger_begin_holds_back_a_second_prompt_to_the_same_member(void **state)
 {
     struct fixture *f = fresh(state);
@@ -638,6 +655,7 @@ main(void)
         T(test_store_release_keeping_the_lease_holds_the_row_until_it_runs_out),
         T(test_store_ledger_begin_refuses_a_member_who_opted_out_after_the_claim),
         T(test_store_ledger_begin_checks_the_preference_the_consent_basis_names),
+        T(test_store_ledger_begin_counts_an_unset_preference_as_policy_does),
         T(test_store_ledger_begin_holds_back_a_second_prompt_to_the_same_member),
         T(test_store_ledger_progress_marks_sending_then_the_reply_for_the_run_only),
         T(test_store_ledger_finish_records_the_run_rows_and_the_orphans_of_any),
