@@ -26,11 +26,9 @@
 #define EW_OVERHEAD 12
 #define EW_MAX_RAW 45
 
-/* Longest List-Unsubscribe value: it cannot be folded inside a URI, and the line must stay
- * under LINE_MAX_OCTETS with its "List-Unsubscribe: " name. */
-#define LIST_UNSUB_MAX 900
+_Static_assert(sizeof "List-Unsubscribe: " - 1 + MIME_LIST_UNSUBSCRIBE_MAX <= LINE_MAX_OCTETS,
+               "a List-Unsubscribe value cannot be folded: its line must fit whole");
 
-#define MESSAGE_ID_MAX 250
 #define ADDR_MAX 254
 
 static const char REPLACEMENT[] = "\xEF\xBF\xBD"; /* U+FFFD */
@@ -240,7 +238,7 @@ mime_message_id_valid(const char *id)
         return false;
     size_t len = strlen(id);
     const char *at = strchr(id, '@');
-    if (len > MESSAGE_ID_MAX || at == NULL || strchr(at + 1, '@') != NULL)
+    if (len > MIME_MESSAGE_ID_MAX || at == NULL || strchr(at + 1, '@') != NULL)
         return false;
     size_t left = (size_t)(at - id);
     return dot_atom_ok(id, left, is_atext) && dot_atom_ok(at + 1, len - left - 1, is_atext);
@@ -252,7 +250,7 @@ static bool
 list_unsubscribe_valid(const char *v)
 {
     size_t len = strlen(v);
-    if (len == 0 || len > LIST_UNSUB_MAX)
+    if (len == 0 || len > MIME_LIST_UNSUBSCRIBE_MAX)
         return false;
     const char *p = v;
     for (;;) {

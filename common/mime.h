@@ -15,6 +15,11 @@
 #define MIME_NAME_MAX 256
 /* Unstructured header text (Subject) is cut to this many bytes before encoding. */
 #define MIME_TEXT_MAX 998
+/* The longest message id mime_build accepts (without angle brackets). */
+#define MIME_MESSAGE_ID_MAX 250
+/* The longest List-Unsubscribe value mime_build accepts: it cannot be folded inside a URI,
+ * and the line must stay within 998 octets with its "List-Unsubscribe: " name. */
+#define MIME_LIST_UNSUBSCRIBE_MAX 900
 
 struct mime_message {
     const char *from_name;        /* optional display name (any UTF-8; CR/LF/controls removed) */

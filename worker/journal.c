@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "failpoint.h"
 #include "log.h"
+#include "policy.h"
 #include "store.h"
 
 /* How long an entry may wait for others to ride with it. */
@@ -239,7 +240,7 @@ void
 journal_mark(struct journal *j, const char *id, const char *due_at, struct journal_mark *m)
 {
     struct entry en = {.id = id, .due_at = due_at, .applied = &m->applied};
-    memcpy(en.status, "sending", sizeof "sending");
+    snprintf(en.status, sizeof en.status, "%s", policy_ledger_name(POLICY_LEDGER_SENDING));
     pthread_mutex_lock(&j->lock);
     m->applied = false;
     m->seq = post_locked(j, &en);

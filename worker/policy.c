@@ -3,6 +3,7 @@
  * (delivered, unknown, cap) in front so a retry never sends twice. */
 #include "policy.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define NOTE_NO_MEMBER "Missing member for checkout recovery"
@@ -14,21 +15,49 @@
 #define NOTE_UNKNOWN "Recovery prompt delivery unknown"
 #define NOTE_GAVE_UP "Recovery window closed"
 
-static bool
-ledger_is(const struct policy_facts *f, const char *status)
+const char *
+policy_ledger_name(enum policy_ledger s)
 {
-    return f->ledger_status != NULL && strcmp(f->ledger_status, status) == 0;
+    switch (s) {
+    case POLICY_LEDGER_NONE:
+        return NULL;
+#define NAME(id, word)                                                                         \
+    case POLICY_LEDGER_##id:                                                                   \
+        return #word;
+        POLICY_LEDGER_STATUSES(NAME)
+#undef NAME
+    }
+    return NULL;
+}
+
+enum policy_ledger
+policy_ledger_parse(const char *word)
+{
+    if (word == NULL)
+        return POLICY_LEDGER_NONE;
+#define PARSE(id, w)                                                                           \
+    if (strcmp(word, #w) == 0)                                                                 \
+        return POLICY_LEDGER_##id;
+    POLICY_LEDGER_STATUSES(PARSE)
+#undef PARSE
+    return POLICY_LEDGER_NONE;
+}
+
+bool
+policy_ledger_in_doubt(enum policy_ledger s)
+{
+    return s == POLICY_LEDGER_SENDING || s == POLICY_LEDGER_UNKNOWN;
 }
 
 enum policy_action
 policy_decide(const struct policy_facts *f, const struct policy_rules *r)
 {
     /* A previous attempt at this same due occurrence decides first: never send twice. */
-    if (ledger_is(f, "sent"))
+    if (f->ledger_status == POLICY_LEDGER_SENT)
         return POLICY_ALREADY_SENT;
-    if (ledger_is(f, "failed"))
+    if (f->ledger_status == POLICY_LEDGER_FAILED)
         return POLICY_ALREADY_FAILED;
-    if (ledger_is(f, "sending") || ledger_is(f, "unknown")) {
+    if (policy_ledger_in_doubt(f->ledger_status)) {
         if (f->ledger_attempts >= policy_resend_limit(f->ledger_status, r->on_unknown))
             return POLICY_ORPHANED;
     }
@@ -56,15 +85,58 @@ policy_decide(const struct policy_facts *f, const struct policy_rules *r)
 }
 
 int
-policy_resend_limit(const char *ledger_status, enum policy_unknown on_unknown)
+policy_resend_limit(enum policy_ledger ledger_status, enum policy_unknown on_unknown)
 {
-    if (on_unknown == POLICY_UNKNOWN_SKIP || ledger_status == NULL)
+    if (on_unknown == POLICY_UNKNOWN_SKIP)
         return 0;
-    if (strcmp(ledger_status, "sending") == 0)
+    if (ledger_status == POLICY_LEDGER_SENDING)
         return POLICY_RESEND_LIMIT_SENDING;
-    if (strcmp(ledger_status, "unknown") == 0)
+    if (ledger_status == POLICY_LEDGER_UNKNOWN)
         return POLICY_RESEND_LIMIT_UNKNOWN;
     return 0;
+}
+
+long long
+policy_member_cap_wait_ms(long long window_ms, long long since_ms)
+{
+    if (window_ms <= 0 || since_ms < 0 || since_ms >= window_ms)
+        return 0;
+    return window_ms - since_ms;
+}
+
+struct member_ref {
+    const char *member;
+    size_t row;
+};
+
+static int
+member_cmp(const void *a, const void *b)
+{
+    const struct member_ref *x = a, *y = b;
+    int d = strcmp(x->member, y->member);
+    return d != 0 ? d : (x->row > y->row) - (x->row < y->row);
+}
+
+bool
+policy_member_repeats(long long window_ms, const char *const *send_members, size_t n,
+                      bool *repeat)
+{
+    if (window_ms <= 0)
+        return true;
+    struct member_ref *refs = calloc(n ? n : 1, sizeof *refs);
+    if (refs == NULL)
+        return false;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (send_members[i] != NULL)
+            refs[m++] = (struct member_ref){send_members[i], i};
+    /* by member, then batch order: each run's first row is the one sent now */
+    qsort(refs, m, sizeof *refs, member_cmp);
+    for (size_t k = 1; k < m; k++)
+        if (strcmp(refs[k].member, refs[k - 1].member) == 0)
+            repeat[refs[k].row] = true;
+    free(refs);
+    return true;
 }
 
 /* base * 2^n, capped, plus up to a fifth of jitter so deferred rows spread out. */
@@ -188,6 +260,49 @@ policy_finalise(enum policy_action a, enum policy_delivery d, const struct polic
         break;
     }
     return out;
+}
+
+const char *
+policy_consent_name(enum policy_consent basis)
+{
+    switch (basis) {
+#define NAME(id, word)                                                                         \
+    case POLICY_CONSENT_##id:                                                                  \
+        return #word;
+        POLICY_CONSENTS(NAME)
+#undef NAME
+    }
+    return policy_consent_name(POLICY_CONSENT_ORDER_UPDATES);
+}
+
+struct policy_consent_terms
+policy_consent_terms(enum policy_consent basis)
+{
+    struct policy_consent_terms t = {
+        .needs_order_updates =
+            basis == POLICY_CONSENT_ORDER_UPDATES || basis == POLICY_CONSENT_BOTH,
+        .needs_marketing = basis == POLICY_CONSENT_MARKETING || basis == POLICY_CONSENT_BOTH,
+        /* The storefront sends order notices to a member who never said otherwise; marketing
+         * needs an opt-in. */
+        .order_updates_unset = true,
+        .marketing_unset = false,
+    };
+    return t;
+}
+
+static bool
+pref_on(enum policy_pref p, bool unset)
+{
+    return p == POLICY_PREF_UNSET ? unset : p == POLICY_PREF_ON;
+}
+
+bool
+policy_consents(enum policy_consent basis, enum policy_pref order_updates,
+                enum policy_pref marketing_messages)
+{
+    struct policy_consent_terms t = policy_consent_terms(basis);
+    return (!t.needs_order_updates || pref_on(order_updates, t.order_updates_unset)) &&
+           (!t.needs_marketing || pref_on(marketing_messages, t.marketing_unset));
 }
 
 struct policy_opt_out

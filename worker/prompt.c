@@ -38,8 +38,6 @@
 #define TEMPLATE_MAX_BYTES ((size_t)256 * 1024)
 /* Short values from the database are cut to these many bytes before they reach the copy. */
 #define ORDER_FIELD_MAX 128
-/* A resume link carries a token, but nothing near this long. */
-#define URL_MAX 2048
 
 enum part { PART_SUBJECT, PART_TEXT, PART_HTML, PART_COUNT };
 
@@ -579,7 +577,7 @@ url_ok(const char *url)
 {
     if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
         return false;
-    if (strlen(url) > URL_MAX)
+    if (strlen(url) > PROMPT_URL_MAX)
         return false;
     for (const unsigned char *p = (const unsigned char *)url; *p != '\0'; p++) {
         if (*p <= ' ' || *p >= 0x7F || strchr("<>\"'\\`", *p) != NULL)
@@ -741,4 +739,14 @@ prompt_render(const struct prompt_templates *t, const struct prompt_input *in, s
 done:
     parts_free(&p);
     return rc;
+}
+
+void
+prompt_message_id(char out[MIME_MESSAGE_ID_MAX + 1], const char *orchestration_id,
+                  const char *due_us, const char *sender_email)
+{
+    const char *at = sender_email != NULL ? strrchr(sender_email, '@') : NULL;
+    const char *domain = at != NULL && at[1] != '\0' ? at + 1 : "localhost";
+    snprintf(out, MIME_MESSAGE_ID_MAX + 1, "recovery.%s.%s@%s", orchestration_id,
+             due_us != NULL ? due_us : "0", domain);
 }

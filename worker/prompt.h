@@ -9,6 +9,15 @@
 
 #include "buf.h"
 #include "err.h"
+#include "mime.h"
+
+/* The longest link a prompt carries; prompt_render refuses a longer one. */
+#define PROMPT_URL_MAX 2048
+/* The longest unsubscribe link: it also goes in List-Unsubscribe, inside angle brackets. */
+#define PROMPT_UNSUBSCRIBE_URL_MAX (MIME_LIST_UNSUBSCRIBE_MAX - 2)
+/* What a prompt's Message-ID holds before "@" and the sender's domain (prompt_message_id):
+ * "recovery.", the orchestration's UUID, ".", the due time in microseconds (up to 20). */
+#define PROMPT_MESSAGE_ID_LOCAL_MAX (sizeof "recovery." - 1 + 36 + 1 + 20)
 
 struct prompt_templates; /* opaque: loaded and checked once at start-up */
 
@@ -35,6 +44,14 @@ struct prompt_input {
  * is parsed now: an unknown placeholder or unreadable file is ERR_CONFIG naming the file. */
 struct prompt_templates *prompt_templates_load(const char *dir, struct err *e);
 void prompt_templates_free(struct prompt_templates *t);
+
+/* Writes the Message-ID (without angle brackets) of the prompt for one due occurrence of an
+ * orchestration: deterministic, so a resend carries the same id and a duplicate can be
+ * recognised by the receiving side as well as in the ledger. due_us may be NULL ("0");
+ * the domain is the sender's ("localhost" when it has none). out holds
+ * MIME_MESSAGE_ID_MAX + 1 bytes. */
+void prompt_message_id(char out[MIME_MESSAGE_ID_MAX + 1], const char *orchestration_id,
+                       const char *due_us, const char *sender_email);
 
 /* Appends the complete message to out. ERR_DATA when the input cannot make a safe message
  * (unknown stage, invalid address). */

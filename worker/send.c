@@ -27,10 +27,22 @@ send_smtp_config(const struct settings *s, struct smtp_config *out)
     out->connect_timeout_ms = (int)s->smtp_connect_timeout_ms;
 }
 
-const char *
+enum policy_ledger
 send_ledger_status(enum smtp_outcome o)
 {
-    return o == SMTP_NOT_ATTEMPTED ? "released" : smtp_outcome_name(o);
+    switch (o) {
+    case SMTP_NOT_ATTEMPTED:
+        return POLICY_LEDGER_RELEASED;
+    case SMTP_SENT:
+        return POLICY_LEDGER_SENT;
+    case SMTP_DEFERRED:
+        return POLICY_LEDGER_DEFERRED;
+    case SMTP_FAILED:
+        return POLICY_LEDGER_FAILED;
+    case SMTP_UNKNOWN:
+        return POLICY_LEDGER_UNKNOWN;
+    }
+    return POLICY_LEDGER_UNKNOWN;
 }
 
 /* A relay that refuses this many sessions in a row that were ours alone, and never let one
@@ -252,11 +264,11 @@ relay_limit(enum smtp_reply_kind kind)
 
 /* The ledger's word for what a session brought back: a message refused for the relay's
  * limits, not its own, is handed back as never offered. */
-static const char *
+static enum policy_ledger
 ledger_status(const struct smtp_message *m)
 {
     if (m->outcome == SMTP_DEFERRED && relay_limit(m->kind))
-        return "released";
+        return POLICY_LEDGER_RELEASED;
     return send_ledger_status(m->outcome);
 }
 
@@ -270,7 +282,8 @@ after_reply(void *arg, size_t i)
     size_t k = sa->idx[i];
     const struct smtp_message *m = &sa->local[i];
     admitted(sa);
-    journal_outcome(p->journal, job->keys[k].id, job->keys[k].due_at, ledger_status(m), m->code,
+    journal_outcome(p->journal, job->keys[k].id, job->keys[k].due_at,
+                    policy_ledger_name(ledger_status(m)), m->code,
                     m->enhanced, m->text, &job->recorded[k]);
     if (m->outcome == SMTP_SENT) {
         pace_accepted(p->pace);

@@ -13,14 +13,16 @@
 
 #include "err.h"
 #include "journal.h"
+#include "policy.h"
 #include "settings.h"
 #include "smtp.h"
 
 /* The relay settings as common/smtp takes them (strings borrowed from s). */
 void send_smtp_config(const struct settings *s, struct smtp_config *out);
 
-/* The ledger's word for a message's outcome; one never offered is handed back, "released". */
-const char *send_ledger_status(enum smtp_outcome o);
+/* The ledger status a message's outcome is recorded as; one never offered is handed back,
+ * POLICY_LEDGER_RELEASED. */
+enum policy_ledger send_ledger_status(enum smtp_outcome o);
 
 /* Which ledger row a message is (strings borrowed from the batch). */
 struct send_key {

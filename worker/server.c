@@ -89,20 +89,6 @@ url_path(const char *url, char *out, size_t outsz)
     out[n] = '\0';
 }
 
-static enum policy_consent
-basis_of(enum consent_basis c)
-{
-    switch (c) {
-    case SETTINGS_CONSENT_ORDER_UPDATES:
-        return POLICY_CONSENT_ORDER_UPDATES;
-    case SETTINGS_CONSENT_MARKETING:
-        return POLICY_CONSENT_MARKETING;
-    case SETTINGS_CONSENT_BOTH:
-        return POLICY_CONSENT_BOTH;
-    }
-    return POLICY_CONSENT_ORDER_UPDATES;
-}
-
 /* A connection for one request: no retries; connecting and the statements share one
  * budget of http.database_timeout (libpq counts its connect timeout in whole seconds, at
  * least 2, so a budget under 2 s can be exceeded by the connect alone). */
@@ -461,7 +447,7 @@ server_start(const struct settings *s, struct err *e)
         return NULL;
     }
     srv->s = s;
-    srv->basis = basis_of(s->consent);
+    srv->basis = s->consent;
     srv->start_time_s = now_seconds();
     srv->last_success_s = -1;
     pthread_mutex_init(&srv->lock, NULL);

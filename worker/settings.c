@@ -16,6 +16,8 @@
 #include "config.h"
 #include "db.h"
 #include "httpd.h"
+#include "mime.h"
+#include "prompt.h"
 #include "token.h"
 
 #define SEC 1000LL
@@ -30,9 +32,11 @@
 
 /* In enum order: the index stored is the enum value. */
 static const char *const tls_choices[] = {"none", "starttls", "tls", NULL};
-#define CHOICE(name, label) label,
-static const char *const unknown_choices[] = {SETTINGS_UNKNOWN_DELIVERIES(CHOICE) NULL};
-static const char *const consent_choices[] = {SETTINGS_CONSENTS(CHOICE) NULL};
+/* The consent and unknown-delivery words are policy's lists, in its enum order. */
+#define CHOICE(id, word) #word,
+static const char *const unknown_choices[] = {POLICY_UNKNOWNS(CHOICE) NULL};
+static const char *const consent_choices[] = {POLICY_CONSENTS(CHOICE) NULL};
+#undef CHOICE
 static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
 
 _Static_assert(SMTP_TLS_NONE == 0 && SMTP_TLS_STARTTLS == 1 && SMTP_TLS_IMPLICIT == 2,
@@ -430,13 +434,6 @@ static const struct config_key settings_table[] = {
     {.path = NULL},
 };
 
-const char *
-settings_consent_name(enum consent_basis b)
-{
-    size_t n = sizeof consent_choices / sizeof consent_choices[0] - 1;
-    return (size_t)b < n ? consent_choices[b] : consent_choices[SETTINGS_CONSENT_ORDER_UPDATES];
-}
-
 const struct config_key *
 settings_keys(void)
 {
@@ -489,11 +486,19 @@ check_optional_url(struct config *c, const char *key, const char *url)
  * backslashes or backticks. Refused here, such a value is a start-up error rather than every
  * prompt failing at send time. */
 /* Limits that leave room for what each prompt adds: "recovery.<uuid>.<micros>@" before the
- * domain in a 250-character Message-ID; the order id and a token (about 300 characters) in
- * a 2,048-byte resume link; the token in a List-Unsubscribe header of at most 900. */
+ * domain in a Message-ID of MIME_MESSAGE_ID_MAX; the order id and a token (about 300
+ * characters) in a resume link of PROMPT_URL_MAX; the token in an unsubscribe link of
+ * PROMPT_UNSUBSCRIBE_URL_MAX (List-Unsubscribe's limit, less its angle brackets). */
 #define SENDER_DOMAIN_MAX 180
 #define RESUME_URL_MAX 1500
 #define UNSUBSCRIBE_URL_MAX 500
+#define LINK_ADDS 300 /* the order id and a signed token, about this long */
+_Static_assert(PROMPT_MESSAGE_ID_LOCAL_MAX + 1 + SENDER_DOMAIN_MAX <= MIME_MESSAGE_ID_MAX,
+               "every sender domain allowed fits a prompt's Message-ID");
+_Static_assert(RESUME_URL_MAX + LINK_ADDS < PROMPT_URL_MAX,
+               "a resume link has room for its token");
+_Static_assert(UNSUBSCRIBE_URL_MAX + LINK_ADDS < PROMPT_UNSUBSCRIBE_URL_MAX,
+               "an unsubscribe link has room for its token");
 
 static void
 check_link_url(struct config *c, const char *key, const char *url, size_t max)

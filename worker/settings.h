@@ -8,36 +8,12 @@
 
 #include "err.h"
 #include "log.h"
+#include "policy.h"
 #include "smtp.h"
 
 struct config;
 struct config_key;
 struct token_ring;
-
-/* Which of the member's notification preferences must allow a prompt (email.consent): the
- * enumerator and its label, which is both the configuration value and what
- * store_ledger_begin() matches on. In enum order. */
-#define SETTINGS_CONSENTS(X)                                                                   \
-    X(ORDER_UPDATES, "order_updates")  /* as the storefront does (default true) */             \
-    X(MARKETING, "marketing_messages") /* opt-in (default false) */                            \
-    X(BOTH, "both")                    /* both */
-
-/* What to do with a message whose data was on the wire when a worker stopped
- * (sweep.on_unknown_delivery). In enum order. */
-#define SETTINGS_UNKNOWN_DELIVERIES(X)                                                         \
-    X(SKIP, "skip")     /* do not resend; record that delivery is unknown */                   \
-    X(RESEND, "resend") /* resend with the same Message-ID (policy_resend_limit) */
-
-#define SETTINGS_CONSENT_ENUMERATOR(name, label) SETTINGS_CONSENT_##name,
-#define SETTINGS_UNKNOWN_DELIVERY_ENUMERATOR(name, label) SETTINGS_UNKNOWN_DELIVERY_##name,
-
-enum consent_basis {
-    SETTINGS_CONSENTS(SETTINGS_CONSENT_ENUMERATOR)
-};
-
-enum unknown_delivery_policy {
-    SETTINGS_UNKNOWN_DELIVERIES(SETTINGS_UNKNOWN_DELIVERY_ENUMERATOR)
-};
 
 /* Durations are milliseconds. Strings are owned by the struct (settings_free). An optional
  * string (one without a default) is NULL when not configured, including when it was set to
@@ -79,7 +55,7 @@ struct settings {
     long long backoff_max_ms;
     int max_prompts;
     int concurrency;
-    enum unknown_delivery_policy on_unknown_delivery;
+    enum policy_unknown on_unknown_delivery; /* sweep.on_unknown_delivery */
     long long member_min_interval_ms; /* at most one prompt per member per this; 0 = no cap */
     char *quiet_hours;                /* "HH:MM-HH:MM" local to quiet_hours_zone, or NULL */
     char *quiet_hours_zone;           /* IANA zone name, checked against the system zoneinfo */
@@ -95,7 +71,7 @@ struct settings {
     long long schedule_retry_jitter_ms;
 
     /* email */
-    enum consent_basis consent; /* email.consent */
+    enum policy_consent consent; /* email.consent: the preference(s) that must allow a prompt */
     char *resume_url;         /* RESUME_URL */
     char *unsubscribe_url;    /* UNSUBSCRIBE_URL, optional */
     char *unsubscribe_mailto; /* UNSUBSCRIBE_MAILTO, optional */
@@ -149,10 +125,6 @@ void settings_print(const struct settings *s, FILE *out);
 
 /* Frees every string and the origins, and leaves s zeroed. NULL-safe. */
 void settings_free(struct settings *s);
-
-/* The label of a consent basis ("order_updates", ...); "order_updates" for a value out of
- * range. Static. */
-const char *settings_consent_name(enum consent_basis b);
 
 /* The key table behind struct settings (static; ends with a row whose path is NULL). */
 const struct config_key *settings_keys(void);

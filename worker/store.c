@@ -8,6 +8,19 @@
 #include <string.h>
 
 #include "buf.h"
+#include "policy.h"
+
+/* The ledger statuses the statements below spell as SQL literals, each checked against
+ * policy's list (POLICY_LEDGER_STATUSES) when this file compiles: a word that is not in it
+ * does not build. Statuses that come from the sweep are passed as parameters, by name
+ * (policy_ledger_name). */
+#define LEDGER_WORD(w) _Static_assert(POLICY_LEDGER_WORD_##w >= 0, "ledger status " #w)
+LEDGER_WORD(queued);
+LEDGER_WORD(sending);
+LEDGER_WORD(sent);
+LEDGER_WORD(deferred);
+LEDGER_WORD(unknown);
+LEDGER_WORD(released);
 
 /* The context of each claimed row: its order, the order's member, the member's consent,
  * loyalty member and pending intents, and what the ledger says. `src` is a relation with
@@ -15,7 +28,7 @@
 #define CONTEXT_SELECT(src)                                                                    \
     "SELECT l.id::text, l.due_at::text, l.stage::text, o.id::text, o.order_number,"            \
     "       o.total::text, o.currency::text, u.id::text, u.email, u.display_name,"             \
-    "       COALESCE(np.order_updates, true), COALESCE(np.marketing_messages, false),"         \
+    "       np.order_updates, np.marketing_messages,"                                          \
     "       lm.id IS NOT NULL, COALESCE(pi.n, 0), COALESCE(ls.sent, 0),"                       \
     "       COALESCE(ls.deferred, 0), ls.cur_status, COALESCE(ls.cur_attempts, 0),"            \
     "       (EXTRACT(EPOCH FROM l.due_at) * 1000000)::bigint::text,"                          \
@@ -152,6 +165,16 @@ to_bool(const char *s)
     return s != NULL && s[0] == 't';
 }
 
+/* A preference column: NULL (no preference row, or none stored) is unset; policy says
+ * what that counts as. */
+static enum policy_pref
+to_pref(const char *s)
+{
+    if (s == NULL)
+        return POLICY_PREF_UNSET;
+    return to_bool(s) ? POLICY_PREF_ON : POLICY_PREF_OFF;
+}
+
 static int
 read_batch(struct db_res *r, struct store_batch *out, struct err *e)
 {
@@ -172,8 +195,8 @@ read_batch(struct db_res *r, struct store_batch *out, struct err *e)
         row->user_id = dup_or_null(db_res_get(r, i, COL_USER));
         row->email = dup_or_null(db_res_get(r, i, COL_EMAIL));
         row->display_name = dup_or_null(db_res_get(r, i, COL_NAME));
-        row->order_updates = to_bool(db_res_get(r, i, COL_ORDER_UPDATES));
-        row->marketing_messages = to_bool(db_res_get(r, i, COL_MARKETING));
+        row->order_updates = to_pref(db_res_get(r, i, COL_ORDER_UPDATES));
+        row->marketing_messages = to_pref(db_res_get(r, i, COL_MARKETING));
         const char *since = db_res_get(r, i, COL_SINCE_PROMPT);
         row->since_last_prompt_ms = since != NULL ? strtoll(since, NULL, 10) : -1;
         row->has_member = to_bool(db_res_get(r, i, COL_HAS_MEMBER));
@@ -321,6 +344,12 @@ exec_ordinals(struct db *db, const char *sql, int nparams, const char *const *pa
     return rc;
 }
 
+static const char *
+sql_bool(bool b)
+{
+    return b ? "true" : "false";
+}
+
 static const char SQL_LEDGER_BEGIN[] =
     "WITH input AS ("
     "  SELECT * FROM unnest($2::uuid[], $3::timestamptz[], $4::text[])"
@@ -335,14 +364,15 @@ static const char SQL_LEDGER_BEGIN[] =
     "    JOIN recovery_claims r ON r.orchestration_id = i.id AND r.run_id = $1"
     "                          AND r.due_at = i.due_at"
     "    LEFT JOIN notification_preferences np ON np.user_id = o.user_id"
-    "   WHERE CASE $6::text"
-    "           WHEN 'marketing_messages' THEN COALESCE(np.marketing_messages, false)"
-    "           WHEN 'both' THEN COALESCE(np.order_updates, true)"
-    "                            AND COALESCE(np.marketing_messages, false)"
-    "           ELSE COALESCE(np.order_updates, true) END"
-    /* The member frequency cap across workers: no other prompt to this member is being sent
-     * or was sent within the window, and no concurrent statement is deciding the same
-     * member (the transaction-scoped advisory lock, keyed by the member). */
+    /* The re-check of policy_consents, in its terms (policy_consent_terms): $6 and $10 say
+     * whether order_updates and marketing_messages must be on, $9 and $11 what an unset
+     * one counts as. */
+    "   WHERE (NOT $6::boolean OR COALESCE(np.order_updates, $9::boolean))"
+    "     AND (NOT $10::boolean OR COALESCE(np.marketing_messages, $11::boolean))"
+    /* The re-check of the member frequency cap (policy_member_cap_wait_ms and
+     * policy_member_repeats, window $7) across workers: no other prompt to this member is
+     * being sent or was sent within the window, and no concurrent statement is deciding the
+     * same member (the transaction-scoped advisory lock, keyed by the member). */
     "     AND ($7::bigint <= 0 OR ("
     "          pg_try_advisory_xact_lock(hashtextextended('recovery:' || o.user_id::text, 0))"
     "          AND NOT EXISTS (SELECT 1 FROM recovery_deliveries p"
@@ -367,8 +397,8 @@ static const char SQL_LEDGER_BEGIN[] =
 int
 store_ledger_begin(struct db *db, const char *run_id, const struct store_batch *b,
                    const size_t *idx, char *const *message_ids, size_t n, int limit_sending,
-                   int limit_unknown, const char *consent, long long member_window_ms, bool *ok,
-                   struct err *e)
+                   int limit_unknown, const struct policy_consent_terms *consent,
+                   long long member_window_ms, bool *ok, struct err *e)
 {
     char window[24], sending_max[16], unknown_max[16];
     snprintf(window, sizeof window, "%lld", member_window_ms);
@@ -388,8 +418,12 @@ store_ledger_begin(struct db *db, const char *run_id, const struct store_batch *
     if (rc == ERR_OK) {
         const char *params[] = {run_id,         buf_str(&a.col[0]),
                                 buf_str(&a.col[1]), buf_str(&a.col[2]),
-                                sending_max, consent, window, unknown_max};
-        rc = exec_ordinals(db, SQL_LEDGER_BEGIN, 8, params, ok, n, e);
+                                sending_max, sql_bool(consent->needs_order_updates),
+                                window, unknown_max,
+                                sql_bool(consent->order_updates_unset),
+                                sql_bool(consent->needs_marketing),
+                                sql_bool(consent->marketing_unset)};
+        rc = exec_ordinals(db, SQL_LEDGER_BEGIN, 11, params, ok, n, e);
     }
     arrays_free(&a);
     if (rc != ERR_OK)

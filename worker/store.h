@@ -11,6 +11,7 @@
 
 #include "db.h"
 #include "err.h"
+#include "policy.h"
 
 #define STORE_UUID_LEN 36
 
@@ -28,8 +29,8 @@ struct store_row {
     char *user_id;         /* the order's user, NULL when none */
     char *email;
     char *display_name;
-    bool order_updates;      /* the member's preference (true when they have none) */
-    bool marketing_messages; /* the member's preference (false when they have none) */
+    enum policy_pref order_updates;      /* the member's preference, as stored */
+    enum policy_pref marketing_messages; /* the member's preference, as stored */
     long long since_last_prompt_ms; /* since any prompt to this member was sent; -1 never */
     bool has_member;
     long pending_intents;
@@ -61,15 +62,15 @@ void store_batch_free(struct store_batch *b);
 
 /* Writes 'queued' ledger rows for rows[idx[0..n)] before they are sent, re-checking that each
  * orchestration is still waiting on the same due occurrence, still claimed by run_id, and
- * that the member still consents (consent: "order_updates", "marketing_messages" or "both"),
+ * that the member still consents (policy_consents, in the terms policy_consent_terms gives),
  * so an opt-out that lands between the claim and the send still wins; and, when
  * member_window_ms > 0, that no other prompt to the member is being sent or was sent
  * within it, whichever worker sends it.
  * ok[i] is set for the rows that may be sent now. message_ids[i] is the deterministic id. */
 int store_ledger_begin(struct db *db, const char *run_id, const struct store_batch *b,
                        const size_t *idx, char *const *message_ids, size_t n,
-                       int limit_sending, int limit_unknown, const char *consent,
-                       long long member_window_ms,
+                       int limit_sending, int limit_unknown,
+                       const struct policy_consent_terms *consent, long long member_window_ms,
                        bool *ok, struct err *e);
 
 struct store_delivery {

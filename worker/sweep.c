@@ -29,7 +29,7 @@ struct item {
     struct policy_facts facts; /* as decided; finalise uses the same */
     enum policy_action action;
     enum policy_delivery delivery;
-    char message_id[160];
+    char message_id[MIME_MESSAGE_ID_MAX + 1]; /* this due occurrence's, sent now or not */
     struct buf message;     /* rendered prompt, for rows to send */
     size_t send_slot;       /* index into the batch's smtp messages, when sent */
     bool ledger_ok;         /* the ledger let us send this occurrence */
@@ -63,55 +63,23 @@ sweep_new_run_id(char out[17])
         snprintf(out + 2 * i, 3, "%02x", raw[i]);
 }
 
-static const char *
-sender_domain(const char *sender)
-{
-    const char *at = sender != NULL ? strrchr(sender, '@') : NULL;
-    return at != NULL && at[1] != '\0' ? at + 1 : "localhost";
-}
-
-/* Deterministic per due occurrence, so a resend carries the same id and a duplicate can be
- * recognised by the receiving side as well as in the ledger. */
-static void
-build_message_id(char *out, size_t n, const struct store_row *row, const char *sender)
-{
-    snprintf(out, n, "recovery.%s.%s@%s", row->id, row->due_us != NULL ? row->due_us : "0",
-             sender_domain(sender));
-}
-
-
-/* Whether the member's preferences allow a prompt under the configured consent basis. */
-static bool
-consents(const struct settings *s, const struct store_row *row)
-{
-    switch (s->consent) {
-    case SETTINGS_CONSENT_ORDER_UPDATES:
-        return row->order_updates;
-    case SETTINGS_CONSENT_MARKETING:
-        return row->marketing_messages;
-    case SETTINGS_CONSENT_BOTH:
-        return row->order_updates && row->marketing_messages;
-    }
-    return false;
-}
-
 static struct policy_facts
 facts_of(const struct ctx *c, const struct store_row *row)
 {
-    long long window = c->s->member_min_interval_ms;
-    long long since = row->since_last_prompt_ms;
     struct policy_facts f = {
         .order_found = row->order_id != NULL,
         .has_user = row->user_id != NULL && row->email != NULL,
         .email_valid = row->email != NULL && addr_valid(row->email, ADDR_LITERAL),
-        .opted_out = !consents(c->s, row),
+        .opted_out = !policy_consents(c->s->consent, row->order_updates,
+                                      row->marketing_messages),
         .has_member = row->has_member,
         .pending_intents = row->pending_intents,
         .prompts_sent = row->prompts_sent,
         .deferrals = row->deferrals,
-        .ledger_status = row->ledger_status,
+        .ledger_status = policy_ledger_parse(row->ledger_status),
         .ledger_attempts = row->ledger_attempts,
-        .cap_wait_ms = window > 0 && since >= 0 && since < window ? window - since : 0,
+        .cap_wait_ms = policy_member_cap_wait_ms(c->s->member_min_interval_ms,
+                                                 row->since_last_prompt_ms),
         .quiet_wait_ms = c->quiet_wait_ms,
         .age_ms = row->age_ms,
     };
@@ -124,8 +92,8 @@ render(const struct ctx *c, const struct store_row *row, struct item *it, struct
     struct links_target tg = {row->order_id, row->id, row->stage};
     time_t now = time(NULL);
     struct buf url, unsub;
-    buf_init(&url, 2048);
-    buf_init(&unsub, 898); /* List-Unsubscribe's limit, less its angle brackets */
+    buf_init(&url, PROMPT_URL_MAX);
+    buf_init(&unsub, PROMPT_UNSUBSCRIBE_URL_MAX);
     int rc = links_resume_url(c->links, &tg, now, &url, e);
     if (rc == ERR_OK)
         rc = links_unsubscribe_url(c->links, &tg, now, &unsub, e);
@@ -174,69 +142,61 @@ quiet_now(struct ctx *c, struct err *e)
     return rc;
 }
 
-struct member_ref {
-    const char *user_id;
-    size_t row;
-};
-
-static int
-member_cmp(const void *a, const void *b)
-{
-    const struct member_ref *x = a, *y = b;
-    int d = strcmp(x->user_id, y->user_id);
-    return d != 0 ? d : (x->row > y->row) - (x->row < y->row);
-}
-
-/* The frequency cap within one batch: a member with several due orchestrations gets one
- * prompt now (the oldest due), and the others wait out the cap like any capped row. */
+/* The frequency cap within one batch (policy_member_repeats): a member's repeats are decided
+ * again as capped by the prompt the batch sends them now. */
 static void
-cap_within_batch(const struct ctx *c, const struct store_batch *b, struct item *items)
+cap_within_batch(const struct ctx *c, const struct store_batch *b, struct item *items,
+                 const struct policy_rules *rules)
 {
     long long window = c->s->member_min_interval_ms;
-    if (window <= 0)
-        return;
-    struct member_ref *refs = calloc(b->n ? b->n : 1, sizeof *refs);
-    if (refs == NULL)
-        return;
-    size_t n = 0;
-    for (size_t i = 0; i < b->n; i++)
-        if (items[i].action == POLICY_SEND && b->rows[i].user_id != NULL)
-            refs[n++] = (struct member_ref){b->rows[i].user_id, i};
-    qsort(refs, n, sizeof *refs, member_cmp);
-    for (size_t k = 1; k < n; k++) {
-        if (strcmp(refs[k].user_id, refs[k - 1].user_id) != 0)
-            continue;
-        struct item *it = &items[refs[k].row];
-        it->facts.cap_wait_ms = window;
-        it->action = POLICY_MEMBER_CAPPED;
+    const char **members = calloc(b->n ? b->n : 1, sizeof *members);
+    bool *repeat = calloc(b->n ? b->n : 1, sizeof *repeat);
+    if (members != NULL && repeat != NULL) {
+        for (size_t i = 0; i < b->n; i++)
+            members[i] = items[i].action == POLICY_SEND ? b->rows[i].user_id : NULL;
+        if (policy_member_repeats(window, members, b->n, repeat)) {
+            for (size_t i = 0; i < b->n; i++) {
+                if (!repeat[i])
+                    continue;
+                items[i].facts.cap_wait_ms = policy_member_cap_wait_ms(window, 0);
+                items[i].action = policy_decide(&items[i].facts, rules);
+            }
+        }
     }
-    free(refs);
+    free(members);
+    free(repeat);
+}
+
+/* The settings as policy's rules, for the decisions and for the ledger's re-checks alike. */
+static struct policy_rules
+rules_of(const struct settings *s)
+{
+    struct policy_rules r = {
+        .max_prompts = s->max_prompts,
+        .on_unknown = s->on_unknown_delivery,
+        .give_up_after_ms = s->give_up_after_ms,
+    };
+    return r;
 }
 
 /* Decide every row; render the prompts of those to send. */
 static void
 decide(struct ctx *c, const struct store_batch *b, struct item *items)
 {
-    struct policy_rules rules = {
-        .max_prompts = c->s->max_prompts,
-        .on_unknown = c->s->on_unknown_delivery == SETTINGS_UNKNOWN_DELIVERY_RESEND
-                          ? POLICY_UNKNOWN_RESEND
-                          : POLICY_UNKNOWN_SKIP,
-        .give_up_after_ms = c->s->give_up_after_ms,
-    };
+    struct policy_rules rules = rules_of(c->s);
     for (size_t i = 0; i < b->n; i++) {
         struct item *it = &items[i];
         it->facts = facts_of(c, &b->rows[i]);
+        prompt_message_id(it->message_id, b->rows[i].id, b->rows[i].due_us, c->s->sender_email);
         it->action = policy_decide(&it->facts, &rules);
         buf_init(&it->message, 0);
     }
-    cap_within_batch(c, b, items);
+    cap_within_batch(c, b, items, &rules);
     for (size_t i = 0; i < b->n; i++) {
         const struct store_row *row = &b->rows[i];
         struct item *it = &items[i];
         if (it->action != POLICY_SEND)
             continue;
-        build_message_id(it->message_id, sizeof it->message_id, row, c->s->sender_email);
         struct err e;
         err_clear(&e);
         if (render(c, row, it, &e) != ERR_OK) {
@@ -390,9 +350,7 @@ payload_of(const struct ctx *c, const struct store_row *row, const struct item *
                           "stage", row->stage, "intentCount", (json_int_t)row->pending_intents);
     if (it->action == POLICY_SEND || it->action == POLICY_ALREADY_SENT ||
         it->action == POLICY_ORPHANED) {
-        char mid[160];
-        build_message_id(mid, sizeof mid, row, c->s->sender_email);
-        json_object_set_new(p, "messageId", json_string(mid));
+        json_object_set_new(p, "messageId", json_string(it->message_id));
     }
     if (m != NULL && m->code > 0) {
         json_object_set_new(p, "smtpCode", json_integer(m->code));
@@ -404,7 +362,7 @@ payload_of(const struct ctx *c, const struct store_row *row, const struct item *
     if (f->stop)
         json_object_set_new(p, "nudgesStopped", json_true());
     if (it->action == POLICY_SEND || it->action == POLICY_OPT_OUT)
-        json_object_set_new(p, "consentBasis", json_string(settings_consent_name(c->s->consent)));
+        json_object_set_new(p, "consentBasis", json_string(policy_consent_name(c->s->consent)));
     return p;
 }
 
@@ -432,12 +390,35 @@ log_row(const struct store_row *row, const char *outcome, const char *what)
                              row->order_id, "outcome", outcome));
 }
 
+/* What finalising one row writes: policy's verdict, the metadata patch and the event
+ * payload. The sweep writes it (finalise); a dry run prints it instead. */
+struct preview {
+    struct policy_final pf;
+    json_t *patch;   /* new */
+    json_t *payload; /* new */
+    long long next_ms; /* next_action_at = now + next_ms; < 0 clears it */
+};
+
+static struct preview
+preview_of(const struct ctx *c, const struct store_row *row, const struct item *it,
+           const struct smtp_message *m, double jitter01)
+{
+    struct policy_timing timing = timing_of(c->s);
+    struct preview p;
+    p.pf = policy_finalise(it->action, it->delivery, &it->facts, &timing, jitter01);
+    p.patch = json_pack("{s:s}", "lastRecoveryOutcome", p.pf.outcome);
+    if (p.pf.note != NULL)
+        json_object_set_new(p.patch, "note", json_string(p.pf.note));
+    p.payload = payload_of(c, row, it, &p.pf, m);
+    p.next_ms = p.pf.stop ? -1 : p.pf.next_ms;
+    return p;
+}
+
 /* Finalise the rows that were not released; count and log them. */
 static int
 finalise(struct ctx *c, const struct store_batch *b, struct item *items,
          const struct smtp_message *msgs, struct err *e)
 {
-    struct policy_timing timing = timing_of(c->s);
     struct store_final *fin = calloc(b->n, sizeof *fin);
     struct policy_final *pf = calloc(b->n, sizeof *pf);
     bool *done = calloc(b->n, sizeof *done);
@@ -454,14 +435,12 @@ finalise(struct ctx *c, const struct store_batch *b, struct item *items,
             continue;
         const struct store_row *row = &b->rows[i];
         const struct smtp_message *m = it->action == POLICY_SEND ? &msgs[it->send_slot] : NULL;
-        pf[n] = policy_finalise(it->action, it->delivery, &it->facts, &timing, jitter(c));
-        json_t *patch = json_pack("{s:s}", "lastRecoveryOutcome", pf[n].outcome);
-        if (pf[n].note != NULL)
-            json_object_set_new(patch, "note", json_string(pf[n].note));
+        struct preview p = preview_of(c, row, it, m, jitter(c));
+        pf[n] = p.pf;
         fin[n].row = i;
-        fin[n].patch = patch;
-        fin[n].payload = payload_of(c, row, it, &pf[n], m);
-        fin[n].next_ms = pf[n].stop ? -1 : pf[n].next_ms;
+        fin[n].patch = p.patch;
+        fin[n].payload = p.payload;
+        fin[n].next_ms = p.next_ms;
         n++;
     }
     rc = store_finalise(c->db, c->run_id, b, fin, n, done, lost, e);
@@ -515,7 +494,7 @@ mark_orphans(struct ctx *c, const struct store_batch *b, const struct item *item
         if (items[i].action != POLICY_ORPHANED)
             continue;
         d[n].row = i;
-        d[n].status = "unknown";
+        d[n].status = policy_ledger_name(POLICY_LEDGER_UNKNOWN);
         d[n].text = "worker stopped before the reply was recorded";
         n++;
     }
@@ -565,14 +544,13 @@ batch_prepare(struct ctx *c, struct batch *bt, struct err *e)
         mids[k] = bt->items[i].message_id;
         k++;
     }
-    enum policy_unknown on_unknown = c->s->on_unknown_delivery == SETTINGS_UNKNOWN_DELIVERY_RESEND
-                                         ? POLICY_UNKNOWN_RESEND
-                                         : POLICY_UNKNOWN_SKIP;
+    /* the rules the ledger re-checks, from policy */
+    struct policy_rules rules = rules_of(c->s);
+    struct policy_consent_terms consent = policy_consent_terms(c->s->consent);
     rc = store_ledger_begin(c->db, c->run_id, b, bt->idx, mids, bt->nsend,
-                            policy_resend_limit("sending", on_unknown),
-                            policy_resend_limit("unknown", on_unknown),
-                            settings_consent_name(c->s->consent), c->s->member_min_interval_ms,
-                            ok, e);
+                            policy_resend_limit(POLICY_LEDGER_SENDING, rules.on_unknown),
+                            policy_resend_limit(POLICY_LEDGER_UNKNOWN, rules.on_unknown),
+                            &consent, c->s->member_min_interval_ms, ok, e);
     if (rc != ERR_OK)
         goto out;
     failpoint("after_ledger_begin");
@@ -581,8 +559,7 @@ batch_prepare(struct ctx *c, struct batch *bt, struct err *e)
         it->ledger_ok = ok[k];
         if (!ok[k])
             continue;
-        if (it->facts.ledger_status != NULL && (strcmp(it->facts.ledger_status, "sending") == 0 ||
-                                                strcmp(it->facts.ledger_status, "unknown") == 0))
+        if (policy_ledger_in_doubt(it->facts.ledger_status))
             c->sum->resent_in_doubt++;
         bt->keys[bt->nmsgs].id = b->rows[bt->idx[k]].id;
         bt->keys[bt->nmsgs].due_at = b->rows[bt->idx[k]].due_at;
@@ -648,7 +625,7 @@ batch_complete(struct ctx *c, struct batch *bt, struct err *e)
         if (bt->recorded[it->send_slot] && msg->outcome != SMTP_NOT_ATTEMPTED)
             continue;
         del[nd].row = bt->idx[k];
-        del[nd].status = send_ledger_status(msg->outcome);
+        del[nd].status = policy_ledger_name(send_ledger_status(msg->outcome));
         del[nd].code = msg->code;
         del[nd].enhanced = msg->enhanced;
         del[nd].text = msg->text;
@@ -728,6 +705,55 @@ dry_run_write(const struct ctx *c, const struct store_row *row, const struct ite
     return ERR_OK;
 }
 
+/* One line of a dry run: the decision and what finalising the row would write. */
+static void
+dry_run_print(const struct ctx *c, const struct store_row *row, const struct item *it,
+              const struct preview *p)
+{
+    json_t *line = json_pack("{s:b,s:s,s:s?,s:s,s:s,s:s?,s:b}", "dry_run", 1, "orchestration_id",
+                             row->id, "order_id", row->order_id, "action",
+                             policy_action_name(it->action), "outcome", p->pf.outcome, "note",
+                             p->pf.note, "escalate", p->pf.escalate);
+    if (it->action == POLICY_SEND) {
+        json_object_set_new(line, "message_id", json_string(it->message_id));
+        json_object_set_new(line, "message_bytes", json_integer((json_int_t)it->message.len));
+    }
+    char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (text != NULL)
+        fprintf(c->opt->dry_run_out, "%s\n", text);
+    free(text);
+    json_decref(line);
+}
+
+/* A peeked page through the sweep's own steps: decide (and render), then the preview of
+ * finalise, counted as a sweep would count it, with every prompt taken as sent. */
+static int
+dry_run_batch(struct ctx *c, const struct store_batch *b, struct err *e)
+{
+    struct item *items = calloc(b->n, sizeof *items);
+    if (items == NULL)
+        return err_set(e, ERR_INTERNAL, "out of memory");
+    decide(c, b, items);
+    int rc = ERR_OK;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct store_row *row = &b->rows[i];
+        struct item *it = &items[i];
+        it->delivery = POLICY_DELIVERY_SENT; /* what a send would be counted as */
+        struct preview p = preview_of(c, row, it, NULL, 0);
+        dry_run_print(c, row, it, &p);
+        if (rc == ERR_OK)
+            rc = dry_run_write(c, row, it, e);
+        count(c->sum, it, &p.pf);
+        c->sum->processed++;
+        json_decref(p.patch);
+        json_decref(p.payload);
+        buf_free(&it->message);
+    }
+    free(items);
+    return rc;
+}
+
+/* Pages through the due set as a sweep would claim it, without claiming. */
 static int
 dry_run(struct ctx *c, struct err *e)
 {
@@ -745,39 +771,7 @@ dry_run(struct ctx *c, struct err *e)
         rc = store_peek(c->db, lim, c->opt->order_id, last, &b, e);
         if (rc != ERR_OK || b.n == 0)
             break;
-        struct item *items = calloc(b.n, sizeof *items);
-        if (items == NULL) {
-            rc = err_set(e, ERR_INTERNAL, "out of memory");
-            break;
-        }
-        decide(c, &b, items);
-        for (size_t i = 0; i < b.n; i++) {
-            const struct store_row *row = &b.rows[i];
-            struct item *it = &items[i];
-            it->delivery = POLICY_DELIVERY_SENT; /* what a send would be counted as */
-            struct policy_timing timing = timing_of(c->s);
-            struct policy_final pf =
-                policy_finalise(it->action, it->delivery, &it->facts, &timing, 0);
-            json_t *line = json_pack("{s:b,s:s,s:s?,s:s,s:s,s:s?,s:b}", "dry_run", 1,
-                                     "orchestration_id", row->id, "order_id", row->order_id,
-                                     "action", policy_action_name(it->action), "outcome",
-                                     pf.outcome, "note", pf.note, "escalate", pf.escalate);
-            if (it->action == POLICY_SEND) {
-                json_object_set_new(line, "message_id", json_string(it->message_id));
-                json_object_set_new(line, "message_bytes", json_integer((json_int_t)it->message.len));
-            }
-            char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
-            if (text != NULL)
-                fprintf(c->opt->dry_run_out, "%s\n", text);
-            free(text);
-            json_decref(line);
-            if (rc == ERR_OK)
-                rc = dry_run_write(c, row, it, e);
-            count(c->sum, it, &pf);
-            c->sum->processed++;
-            buf_free(&it->message);
-        }
-        free(items);
+        rc = dry_run_batch(c, &b, e);
         if (rc != ERR_OK || c->opt->order_id != NULL)
             break;
         /* keep the last row as the cursor of the next page */

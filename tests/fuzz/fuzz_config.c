@@ -229,8 +229,8 @@ check_in_bounds(const struct config_key *table, const void *target)
     }
 }
 
-/* What a sweep does with the settings for one ordinary row (sweep.c: render and
- * build_message_id): settings that pass the checks must be able to make a prompt, or every
+/* What a sweep does with the settings for one ordinary row (sweep.c: prompt_message_id
+ * and render): settings that pass the checks must be able to make a prompt, or every
  * member would be skipped as undeliverable at send time instead of the configuration being
  * refused at start-up.
  *
@@ -260,10 +260,8 @@ check_prompt_renders(const struct settings *s)
     FUZZ_REQUIRE(rc == ERR_OK, "resume link for loaded settings: %s", e.msg);
     rc = links_unsubscribe_url(l, &tg, now, &unsub, &e);
     FUZZ_REQUIRE(rc == ERR_OK, "unsubscribe link for loaded settings: %s", e.msg);
-    const char *at = strrchr(s->sender_email, '@');
-    char mid[512];
-    snprintf(mid, sizeof mid, "recovery.%s.1767225600000000@%s", tg.orchestration_id,
-             at != NULL && at[1] != '\0' ? at + 1 : "localhost");
+    char mid[MIME_MESSAGE_ID_MAX + 1];
+    prompt_message_id(mid, tg.orchestration_id, "1767225600000000", s->sender_email);
     struct prompt_input in = {
         .stage = "payment",
         .member_name = "Jane Doe",

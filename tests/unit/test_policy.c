@@ -109,7 +109,7 @@ static void
 test_policy_ledger_sent_is_never_sent_again(void **state)
 {
     struct policy_facts f = eligible();
-    f.ledger_status = "sent";
+    f.ledger_status = POLICY_LEDGER_SENT;
     assert_int_equal(policy_decide(&f, &rules), POLICY_ALREADY_SENT);
     /* even with the resend policy */
     struct policy_rules resend = {.max_prompts = 3, .on_unknown = POLICY_UNKNOWN_RESEND};
@@ -120,7 +120,7 @@ static void
 test_policy_ledger_failed_is_finalised_as_failed_without_sending(void **state)
 {
     struct policy_facts f = eligible();
-    f.ledger_status = "failed";
+    f.ledger_status = POLICY_LEDGER_FAILED;
     assert_int_equal(policy_decide(&f, &rules), POLICY_ALREADY_FAILED);
     struct policy_final r = policy_finalise(POLICY_ALREADY_FAILED, POLICY_DELIVERY_NONE, &f,
                                             &timing, 0);
@@ -133,7 +133,7 @@ static void
 test_policy_orphaned_sending_row_is_not_resent_under_skip(void **state)
 {
     struct policy_facts f = eligible();
-    f.ledger_status = "sending";
+    f.ledger_status = POLICY_LEDGER_SENDING;
     f.ledger_attempts = 1;
     assert_int_equal(policy_decide(&f, &rules), POLICY_ORPHANED);
     struct policy_final r = policy_finalise(POLICY_ORPHANED, POLICY_DELIVERY_NONE, &f, &timing, 0);
@@ -146,13 +146,13 @@ test_policy_in_doubt_rows_are_resent_up_to_their_limit(void **state)
     /* left 'sending' by a stopped worker: each stop is its own event, a few tries */
     struct policy_rules resend = {.max_prompts = 3, .on_unknown = POLICY_UNKNOWN_RESEND};
     struct policy_facts f = eligible();
-    f.ledger_status = "sending";
+    f.ledger_status = POLICY_LEDGER_SENDING;
     f.ledger_attempts = 2;
     assert_int_equal(policy_decide(&f, &resend), POLICY_SEND);
     f.ledger_attempts = 3;
     assert_int_equal(policy_decide(&f, &resend), POLICY_ORPHANED);
     /* 'unknown': the relay dropped after the data; resent once */
-    f.ledger_status = "unknown";
+    f.ledger_status = POLICY_LEDGER_UNKNOWN;
     f.ledger_attempts = 1;
     assert_int_equal(policy_decide(&f, &resend), POLICY_SEND);
     f.ledger_attempts = 2;
@@ -287,7 +287,7 @@ test_policy_give_up_never_hides_a_delivery_already_made(void **state)
                                   .give_up_after_ms = 30 * DAY_MS};
     struct policy_facts f = eligible();
     f.age_ms = 40 * DAY_MS;
-    f.ledger_status = "sent";
+    f.ledger_status = POLICY_LEDGER_SENT;
     assert_int_equal(policy_decide(&f, &window), POLICY_ALREADY_SENT);
 }
 
@@ -307,6 +307,135 @@ test_policy_unsubscribe_turns_off_the_preference_the_consent_basis_needs(void **
 }
 
 static void
+test_policy_ledger_statuses_round_trip_through_their_database_words(void **state)
+{
+    static const char *const words[] = {"queued", "sending",  "sent",    "deferred",
+                                        "failed", "unknown", "released"};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
+        enum policy_ledger s = policy_ledger_parse(words[i]);
+        assert_int_not_equal(s, POLICY_LEDGER_NONE);
+        assert_string_equal(policy_ledger_name(s), words[i]);
+    }
+    assert_int_equal(policy_ledger_parse("sent"), POLICY_LEDGER_SENT);
+    assert_int_equal(POLICY_LEDGER_WORD_released, POLICY_LEDGER_RELEASED);
+}
+
+static void
+test_policy_no_ledger_row_or_a_foreign_word_is_no_status(void **state)
+{
+    assert_int_equal(policy_ledger_parse(NULL), POLICY_LEDGER_NONE);
+    assert_int_equal(policy_ledger_parse("delivered"), POLICY_LEDGER_NONE);
+    assert_int_equal(policy_ledger_parse("SENT"), POLICY_LEDGER_NONE);
+    assert_null(policy_ledger_name(POLICY_LEDGER_NONE));
+}
+
+static void
+test_policy_only_sending_and_unknown_rows_are_in_doubt(void **state)
+{
+    assert_true(policy_ledger_in_doubt(POLICY_LEDGER_SENDING));
+    assert_true(policy_ledger_in_doubt(POLICY_LEDGER_UNKNOWN));
+    assert_false(policy_ledger_in_doubt(POLICY_LEDGER_NONE));
+    assert_false(policy_ledger_in_doubt(POLICY_LEDGER_QUEUED));
+    assert_false(policy_ledger_in_doubt(POLICY_LEDGER_SENT));
+    assert_false(policy_ledger_in_doubt(POLICY_LEDGER_RELEASED));
+}
+
+static void
+test_policy_order_updates_basis_follows_the_storefront_default_of_on(void **state)
+{
+    assert_true(
+        policy_consents(POLICY_CONSENT_ORDER_UPDATES, POLICY_PREF_UNSET, POLICY_PREF_UNSET));
+    assert_true(policy_consents(POLICY_CONSENT_ORDER_UPDATES, POLICY_PREF_ON, POLICY_PREF_OFF));
+    assert_false(policy_consents(POLICY_CONSENT_ORDER_UPDATES, POLICY_PREF_OFF, POLICY_PREF_ON));
+}
+
+static void
+test_policy_marketing_basis_needs_an_opt_in(void **state)
+{
+    assert_false(policy_consents(POLICY_CONSENT_MARKETING, POLICY_PREF_UNSET, POLICY_PREF_UNSET));
+    assert_false(policy_consents(POLICY_CONSENT_MARKETING, POLICY_PREF_ON, POLICY_PREF_OFF));
+    assert_true(policy_consents(POLICY_CONSENT_MARKETING, POLICY_PREF_OFF, POLICY_PREF_ON));
+}
+
+static void
+test_policy_both_basis_needs_order_updates_and_an_opt_in(void **state)
+{
+    assert_true(policy_consents(POLICY_CONSENT_BOTH, POLICY_PREF_UNSET, POLICY_PREF_ON));
+    assert_true(policy_consents(POLICY_CONSENT_BOTH, POLICY_PREF_ON, POLICY_PREF_ON));
+    assert_false(policy_consents(POLICY_CONSENT_BOTH, POLICY_PREF_ON, POLICY_PREF_UNSET));
+    assert_false(policy_consents(POLICY_CONSENT_BOTH, POLICY_PREF_OFF, POLICY_PREF_ON));
+}
+
+/* The terms the ledger's re-check takes give the same answer as policy_consents for every
+ * basis and every stored combination. */
+static bool
+terms_allow(struct policy_consent_terms t, enum policy_pref ou, enum policy_pref mm)
+{
+    bool ou_on = ou == POLICY_PREF_UNSET ? t.order_updates_unset : ou == POLICY_PREF_ON;
+    bool mm_on = mm == POLICY_PREF_UNSET ? t.marketing_unset : mm == POLICY_PREF_ON;
+    return (!t.needs_order_updates || ou_on) && (!t.needs_marketing || mm_on);
+}
+
+static void
+test_policy_consent_terms_for_the_ledger_recheck_agree_with_the_decision(void **state)
+{
+    const enum policy_consent bases[] = {POLICY_CONSENT_ORDER_UPDATES, POLICY_CONSENT_MARKETING,
+                                         POLICY_CONSENT_BOTH};
+    const enum policy_pref prefs[] = {POLICY_PREF_UNSET, POLICY_PREF_OFF, POLICY_PREF_ON};
+    for (size_t b = 0; b < 3; b++)
+        for (size_t i = 0; i < 3; i++)
+            for (size_t j = 0; j < 3; j++)
+                assert_int_equal(terms_allow(policy_consent_terms(bases[b]), prefs[i], prefs[j]),
+                                 policy_consents(bases[b], prefs[i], prefs[j]));
+}
+
+static void
+test_policy_consent_bases_are_named_as_in_the_configuration(void **state)
+{
+    assert_string_equal(policy_consent_name(POLICY_CONSENT_ORDER_UPDATES), "order_updates");
+    assert_string_equal(policy_consent_name(POLICY_CONSENT_MARKETING), "marketing_messages");
+    assert_string_equal(policy_consent_name(POLICY_CONSENT_BOTH), "both");
+}
+
+static void
+test_policy_member_cap_waits_out_the_rest_of_the_window(void **state)
+{
+    assert_int_equal(policy_member_cap_wait_ms(3600000, 600000), 3000000);
+    assert_int_equal(policy_member_cap_wait_ms(3600000, 0), 3600000);
+}
+
+static void
+test_policy_member_cap_spares_a_member_never_prompted_or_prompted_long_ago(void **state)
+{
+    assert_int_equal(policy_member_cap_wait_ms(3600000, -1), 0);
+    assert_int_equal(policy_member_cap_wait_ms(3600000, 3600000), 0);
+    assert_int_equal(policy_member_cap_wait_ms(3600000, 7200000), 0);
+}
+
+static void
+test_policy_member_cap_is_off_at_zero(void **state)
+{
+    assert_int_equal(policy_member_cap_wait_ms(0, 10), 0);
+    const char *members[] = {"m1", "m1"};
+    bool repeat[2] = {false, false};
+    assert_true(policy_member_repeats(0, members, 2, repeat));
+    assert_false(repeat[0]);
+    assert_false(repeat[1]);
+}
+
+static void
+test_policy_member_with_several_rows_in_a_batch_gets_the_first_only(void **state)
+{
+    /* rows 1 and 4 are not being sent, so they neither take nor lose the member's turn */
+    const char *members[] = {"m2", NULL, "m1", "m2", NULL, "m1", "m3", "m2"};
+    bool repeat[8] = {false};
+    assert_true(policy_member_repeats(3600000, members, 8, repeat));
+    const bool want[8] = {false, false, false, true, false, true, false, true};
+    for (size_t i = 0; i < 8; i++)
+        assert_int_equal(repeat[i], want[i]);
+}
+
+static void
 test_policy_checks_run_in_the_storefront_order_with_the_ledger_first(void **state)
 {
     /* everything wrong at once; mending one fact at a time walks the order of the checks */
@@ -320,10 +449,10 @@ test_policy_checks_run_in_the_storefront_order_with_the_ledger_first(void **stat
         .prompts_sent = 3,
         .quiet_wait_ms = 1000,
         .cap_wait_ms = 1000,
-        .ledger_status = "failed",
+        .ledger_status = POLICY_LEDGER_FAILED,
     };
     assert_int_equal(policy_decide(&f, &rules), POLICY_ALREADY_FAILED);
-    f.ledger_status = NULL;
+    f.ledger_status = POLICY_LEDGER_NONE;
     assert_int_equal(policy_decide(&f, &rules), POLICY_ESCALATE_NO_ORDER);
     f.order_found = true;
     assert_int_equal(policy_decide(&f, &rules), POLICY_ESCALATE_NO_USER);
@@ -349,7 +478,8 @@ static void
 test_policy_released_deferred_or_queued_occurrence_is_decided_afresh(void **state)
 {
     /* these ledger states say nothing went out for good: the usual checks decide */
-    static const char *const statuses[] = {"released", "deferred", "queued"};
+    static const enum policy_ledger statuses[] = {POLICY_LEDGER_RELEASED, POLICY_LEDGER_DEFERRED,
+                                                  POLICY_LEDGER_QUEUED};
     for (size_t i = 0; i < 3; i++) {
         struct policy_facts f = eligible();
         f.ledger_status = statuses[i];
@@ -363,17 +493,17 @@ test_policy_released_deferred_or_queued_occurrence_is_decided_afresh(void **stat
 static void
 test_policy_resend_limit_depends_on_what_left_the_delivery_in_doubt(void **state)
 {
-    assert_int_equal(policy_resend_limit("sending", POLICY_UNKNOWN_RESEND),
+    assert_int_equal(policy_resend_limit(POLICY_LEDGER_SENDING, POLICY_UNKNOWN_RESEND),
                      POLICY_RESEND_LIMIT_SENDING);
-    assert_int_equal(policy_resend_limit("unknown", POLICY_UNKNOWN_RESEND),
+    assert_int_equal(policy_resend_limit(POLICY_LEDGER_UNKNOWN, POLICY_UNKNOWN_RESEND),
                      POLICY_RESEND_LIMIT_UNKNOWN);
     assert_true(POLICY_RESEND_LIMIT_SENDING > POLICY_RESEND_LIMIT_UNKNOWN);
-    assert_int_equal(policy_resend_limit("sent", POLICY_UNKNOWN_RESEND), 0);
-    assert_int_equal(policy_resend_limit("deferred", POLICY_UNKNOWN_RESEND), 0);
-    assert_int_equal(policy_resend_limit(NULL, POLICY_UNKNOWN_RESEND), 0);
+    assert_int_equal(policy_resend_limit(POLICY_LEDGER_SENT, POLICY_UNKNOWN_RESEND), 0);
+    assert_int_equal(policy_resend_limit(POLICY_LEDGER_DEFERRED, POLICY_UNKNOWN_RESEND), 0);
+    assert_int_equal(policy_resend_limit(POLICY_LEDGER_NONE, POLICY_UNKNOWN_RESEND), 0);
     /* under skip nothing in doubt is sent again */
-    assert_int_equal(policy_resend_limit("sending", POLICY_UNKNOWN_SKIP), 0);
-    assert_int_equal(policy_resend_limit("unknown", POLICY_UNKNOWN_SKIP), 0);
+    assert_int_equal(policy_resend_limit(POLICY_LEDGER_SENDING, POLICY_UNKNOWN_SKIP), 0);
+    assert_int_equal(policy_resend_limit(POLICY_LEDGER_UNKNOWN, POLICY_UNKNOWN_SKIP), 0);
 }
 
 static void
@@ -483,6 +613,18 @@ main(void)
         cmocka_unit_test(test_policy_give_up_spares_young_orchestrations_and_is_off_at_zero),
         cmocka_unit_test(test_policy_give_up_never_hides_a_delivery_already_made),
         cmocka_unit_test(test_policy_unsubscribe_turns_off_the_preference_the_consent_basis_needs),
+        cmocka_unit_test(test_policy_ledger_statuses_round_trip_through_their_database_words),
+        cmocka_unit_test(test_policy_no_ledger_row_or_a_foreign_word_is_no_status),
+        cmocka_unit_test(test_policy_only_sending_and_unknown_rows_are_in_doubt),
+        cmocka_unit_test(test_policy_order_updates_basis_follows_the_storefront_default_of_on),
+        cmocka_unit_test(test_policy_marketing_basis_needs_an_opt_in),
+        cmocka_unit_test(test_policy_both_basis_needs_order_updates_and_an_opt_in),
+        cmocka_unit_test(test_policy_consent_terms_for_the_ledger_recheck_agree_with_the_decision),
+        cmocka_unit_test(test_policy_consent_bases_are_named_as_in_the_configuration),
+        cmocka_unit_test(test_policy_member_cap_waits_out_the_rest_of_the_window),
+        cmocka_unit_test(test_policy_member_cap_spares_a_member_never_prompted_or_prompted_long_ago),
+        cmocka_unit_test(test_policy_member_cap_is_off_at_zero),
+        cmocka_unit_test(test_policy_member_with_several_rows_in_a_batch_gets_the_first_only),
         cmocka_unit_test(test_policy_checks_run_in_the_storefront_order_with_the_ledger_first),
         cmocka_unit_test(test_policy_released_deferred_or_queued_occurrence_is_decided_afresh),
         cmocka_unit_test(test_policy_resend_limit_depends_on_what_left_the_delivery_in_doubt),

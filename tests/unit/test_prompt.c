@@ -645,6 +645,33 @@ test_prompt_missing_template_dir_is_config_error(void **state)
                       (const char *)NULL);
 }
 
+static void
+test_prompt_message_id_names_the_due_occurrence_at_the_sender_domain(void **state)
+{
+    (void)state;
+    char b[MIME_MESSAGE_ID_MAX + 1];
+    const char *id = "3f2a4c1e-9b7d-4e2a-8c1f-0a1b2c3d4e5f";
+    prompt_message_id(b, id, "1717236000123456", "shop@mail.example");
+    assert_string_equal(b, "recovery.3f2a4c1e-9b7d-4e2a-8c1f-0a1b2c3d4e5f.1717236000123456@"
+                           "mail.example");
+    prompt_message_id(b, id, NULL, "no-domain");
+    assert_string_equal(b, "recovery.3f2a4c1e-9b7d-4e2a-8c1f-0a1b2c3d4e5f.0@localhost");
+}
+
+static void
+test_prompt_message_id_keeps_the_longest_allowed_domain_whole(void **state)
+{
+    (void)state;
+    char sender[1 + 180 + 1 + 1], out[MIME_MESSAGE_ID_MAX + 1];
+    sender[0] = 'x';
+    sender[1] = '@';
+    memset(sender + 2, 'd', 180);
+    sender[182] = '\0';
+    prompt_message_id(out, "3f2a4c1e-9b7d-4e2a-8c1f-0a1b2c3d4e5f", "18446744073709551615",
+                      sender);
+    assert_int_equal(strlen(out), PROMPT_MESSAGE_ID_LOCAL_MAX + 1 + 180);
+}
+
 int
 main(void)
 {
@@ -669,6 +696,8 @@ main(void)
         cmocka_unit_test(test_prompt_every_template_error_is_reported_at_once),
         cmocka_unit_test(test_prompt_unreadable_override_is_config_error),
         cmocka_unit_test(test_prompt_missing_template_dir_is_config_error),
+        cmocka_unit_test(test_prompt_message_id_names_the_due_occurrence_at_the_sender_domain),
+        cmocka_unit_test(test_prompt_message_id_keeps_the_longest_allowed_domain_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "policy.h"
 #include "settings.h"
 #include "token.h"
 
@@ -121,7 +122,7 @@ test_settings_defaults_without_file_or_environment(void **state)
     assert_int_equal(s->backoff_max_ms, 2 * 3600000LL);
     assert_int_equal(s->max_prompts, 3);
     assert_int_equal(s->concurrency, 4);
-    assert_int_equal(s->on_unknown_delivery, SETTINGS_UNKNOWN_DELIVERY_RESEND);
+    assert_int_equal(s->on_unknown_delivery, POLICY_UNKNOWN_RESEND);
     assert_int_equal(s->schedule_interval_ms, 30 * 60000);
     assert_int_equal(s->schedule_jitter_ms, 60000);
     assert_string_equal(s->resume_url, "http://localhost:3000/checkout");
@@ -291,6 +292,31 @@ test_settings_spec_variable_beats_prefixed_variable(void **state)
     assert_int_equal(f->s.batch_size, 50);
     assert_int_equal(f->s.schedule_interval_ms, 3600000);
     assert_null(f->s.smtp_password);
+}
+
+/* email.consent and sweep.on_unknown_delivery take policy's words, each its enumerator. */
+static void
+test_settings_consent_and_unknown_delivery_are_policy_words(void **state)
+{
+    struct fixture *f = *state;
+    const enum policy_consent bases[] = {POLICY_CONSENT_ORDER_UPDATES, POLICY_CONSENT_MARKETING,
+                                         POLICY_CONSENT_BOTH};
+    for (size_t i = 0; i < sizeof bases / sizeof *bases; i++) {
+        setenv("RW_EMAIL_CONSENT", policy_consent_name(bases[i]), 1);
+        assert_int_equal(load(f, NULL), ERR_OK);
+        assert_int_equal(f->s.consent, bases[i]);
+    }
+    setenv("RW_SWEEP_ON_UNKNOWN_DELIVERY", "skip", 1);
+    assert_int_equal(load(f, NULL), ERR_OK);
+    assert_int_equal(f->s.on_unknown_delivery, POLICY_UNKNOWN_SKIP);
+    setenv("RW_SWEEP_ON_UNKNOWN_DELIVERY", "resend", 1);
+    assert_int_equal(load(f, NULL), ERR_OK);
+    assert_int_equal(f->s.on_unknown_delivery, POLICY_UNKNOWN_RESEND);
+    /* any other word is refused, and the words offered are policy's */
+    setenv("RW_EMAIL_CONSENT", "newsletter", 1);
+    assert_int_equal(load(f, NULL), ERR_CONFIG);
+    assert_string_contains(f->problems, "RW_EMAIL_CONSENT");
+    assert_string_contains(f->problems, "order_updates, marketing_messages, both");
 }
 
 static void
@@ -673,6 +699,7 @@ main(void)
         T(test_settings_explicit_unreadable_file_is_a_config_error),
         T(test_settings_spec_variables_beat_the_file),
         T(test_settings_spec_variable_beats_prefixed_variable),
+        T(test_settings_consent_and_unknown_delivery_are_policy_words),
         T(test_settings_implicit_tls_is_refused),
         T(test_settings_password_file_supplies_the_password),
         T(test_settings_username_and_password_go_together),

@@ -12,6 +12,7 @@
 #include "support.h"
 
 #include "db.h"
+#include "policy.h"
 #include "store.h"
 
 #define RUN_A "aaaaaaaaaaaaaaaa"
@@ -151,15 +152,16 @@ row_of(const struct store_batch *b, const char *id)
 /* store_ledger_begin for rows idx[0..n) of b; ok[i] says which may be sent. */
 static void
 begin(struct fixture *f, const char *run, const struct store_batch *b, const size_t *idx,
-      size_t n, const char *consent, long long window_ms, bool *ok)
+      size_t n, enum policy_consent consent, long long window_ms, bool *ok)
 {
+    struct policy_consent_terms terms = policy_consent_terms(consent);
     char *mids[8];
     assert_true(n <= 8);
     for (size_t i = 0; i < n; i++)
         mids[i] = support_printf("rw.%s.%s@shop.test", b->rows[idx[i]].id, b->rows[idx[i]].due_us);
     struct err e;
     err_clear(&e);
-    if (store_ledger_begin(f->db, run, b, idx, mids, n, 3, 2, consent, window_ms, ok, &e) !=
+    if (store_ledger_begin(f->db, run, b, idx, mids, n, 3, 2, &terms, window_ms, ok, &e) !=
         ERR_OK)
         fail_msg("store_ledger_begin: %s", e.msg);
     for (size_t i = 0; i < n; i++)
@@ -168,7 +170,7 @@ begin(struct fixture *f, const char *run, const struct store_batch *b, const siz
 
 static bool
 begin_one(struct fixture *f, const char *run, const struct store_batch *b, size_t row,
-          const char *consent, long long window_ms)
+          enum policy_consent consent, long long window_ms)
 {
     bool ok = false;
     begin(f, run, b, &row, 1, consent, window_ms, &ok);
@@ -253,9 +255,9 @@ test_store_claim_leases_due_rows_to_the_run_and_reads_their_context(void **state
     assert_non_null(r->user_id);
     assert_true(r->has_member);
     assert_int_equal(r->pending_intents, 1);
-    /* no preference row: the storefront's defaults */
-    assert_true(r->order_updates);
-    assert_false(r->marketing_messages);
+    /* no preference row: read as unset (policy_consents says what that counts as) */
+    assert_int_equal(r->order_updates, POLICY_PREF_UNSET);
+    assert_int_equal(r->marketing_messages, POLICY_PREF_UNSET);
     assert_int_equal(r->prompts_sent, 0);
     assert_int_equal(r->deferrals, 0);
     assert_null(r->ledger_status);
@@ -409,7 +411,7 @@ test_store_row_claimed_by_another_run_is_not_finalised(void **state)
     assert_int_equal(b.n, 1);
 
     /* A may neither queue a delivery nor finalise */
-    assert_false(begin_one(f, RUN_A, &a, 0, "order_updates", 0));
+    assert_false(begin_one(f, RUN_A, &a, 0, POLICY_CONSENT_ORDER_UPDATES, 0));
     assert_value(f, LEDGER_STATUS, id, NULL);
     bool lost = false;
     assert_false(finalise(f, RUN_A, &a, 0, HOUR_MS, &lost));
@@ -475,7 +477,7 @@ test_store_ledger_begin_refuses_a_member_who_opted_out_after_the_claim(void **st
     char *leaves = seed_orch(f, user, "-4 minutes");
     struct store_batch b = claim(f, RUN_A, 10, LEASE_MS, NULL);
     assert_int_equal(b.n, 2);
-    assert_true(b.rows[1].order_updates); /* consenting when claimed */
+    assert_int_equal(b.rows[1].order_updates, POLICY_PREF_ON); /* consenting when claimed */
     /* the member unsubscribes between the claim and the send */
     const char *params[] = {user};
     free(support_pg_value(f->db,
@@ -484,7 +486,7 @@ test_store_ledger_begin_refuses_a_member_who_opted_out_after_the_claim(void **st
                           1, params));
     size_t idx[2] = {row_of(&b, stays), row_of(&b, leaves)};
     bool ok[2] = {false, true};
-    begin(f, RUN_A, &b, idx, 2, "order_updates", 0, ok);
+    begin(f, RUN_A, &b, idx, 2, POLICY_CONSENT_ORDER_UPDATES, 0, ok);
     assert_true(ok[0]);
     assert_false(ok[1]);
     assert_value(f, LEDGER_STATUS, stays, "queued");
@@ -508,17 +510,34 @@ test_store_ledger_begin_checks_the_preference_the_consent_basis_names(void **sta
     char *y = seed_orch(f, marketing_only, "-4 minutes");
     struct store_batch b = claim(f, RUN_A, 10, LEASE_MS, NULL);
     size_t ix = row_of(&b, x), iy = row_of(&b, y);
-    assert_false(begin_one(f, RUN_A, &b, ix, "marketing_messages", 0));
-    assert_false(begin_one(f, RUN_A, &b, ix, "both", 0));
-    assert_false(begin_one(f, RUN_A, &b, iy, "order_updates", 0));
-    assert_false(begin_one(f, RUN_A, &b, iy, "both", 0));
-    assert_true(begin_one(f, RUN_A, &b, ix, "order_updates", 0));
-    assert_true(begin_one(f, RUN_A, &b, iy, "marketing_messages", 0));
+    assert_false(begin_one(f, RUN_A, &b, ix, POLICY_CONSENT_MARKETING, 0));
+    assert_false(begin_one(f, RUN_A, &b, ix, POLICY_CONSENT_BOTH, 0));
+    assert_false(begin_one(f, RUN_A, &b, iy, POLICY_CONSENT_ORDER_UPDATES, 0));
+    assert_false(begin_one(f, RUN_A, &b, iy, POLICY_CONSENT_BOTH, 0));
+    assert_true(begin_one(f, RUN_A, &b, ix, POLICY_CONSENT_ORDER_UPDATES, 0));
+    assert_true(begin_one(f, RUN_A, &b, iy, POLICY_CONSENT_MARKETING, 0));
     store_batch_free(&b);
     free(x);
     free(y);
     free(orders_only);
     free(marketing_only);
+}
+
+static void
+test_store_ledger_begin_counts_an_unset_preference_as_policy_does(void **state)
+{
+    struct fixture *f = fresh(state);
+    /* no preference row: order updates count as on, marketing as off (policy_consents) */
+    char *id = seed_orch(f, NULL, "-5 minutes");
+    struct store_batch b = claim(f, RUN_A, 10, LEASE_MS, NULL);
+    size_t i = row_of(&b, id);
+    assert_int_equal(b.rows[i].order_updates, POLICY_PREF_UNSET);
+    assert_int_equal(b.rows[i].marketing_messages, POLICY_PREF_UNSET);
+    assert_false(begin_one(f, RUN_A, &b, i, POLICY_CONSENT_MARKETING, 0));
+    assert_false(begin_one(f, RUN_A, &b, i, POLICY_CONSENT_BOTH, 0));
+    assert_true(begin_one(f, RUN_A, &b, i, POLICY_CONSENT_ORDER_UPDATES, 0));
+    store_batch_free(&b);
+    free(id);
 }
 
 static void
@@ -530,11 +549,12 @@ test_store_ledger_begin_holds_back_a_second_prompt_to_the_same_member(void **sta
     char *second = seed_orch(f, user, "-4 minutes");
     struct store_batch b = claim(f, RUN_A, 10, LEASE_MS, NULL);
     assert_int_equal(b.n, 2);
-    assert_true(begin_one(f, RUN_A, &b, row_of(&b, first), "order_updates", HOUR_MS));
+    assert_true(begin_one(f, RUN_A, &b, row_of(&b, first), POLICY_CONSENT_ORDER_UPDATES, HOUR_MS));
     /* another orchestration, same member, inside the window: not now */
-    assert_false(begin_one(f, RUN_A, &b, row_of(&b, second), "order_updates", HOUR_MS));
+    assert_false(
+        begin_one(f, RUN_A, &b, row_of(&b, second), POLICY_CONSENT_ORDER_UPDATES, HOUR_MS));
     /* without a window it may go */
-    assert_true(begin_one(f, RUN_A, &b, row_of(&b, second), "order_updates", 0));
+    assert_true(begin_one(f, RUN_A, &b, row_of(&b, second), POLICY_CONSENT_ORDER_UPDATES, 0));
     store_batch_free(&b);
     free(first);
     free(second);
@@ -547,7 +567,7 @@ test_store_ledger_progress_marks_sending_then_the_reply_for_the_run_only(void **
     struct fixture *f = fresh(state);
     char *id = seed_orch(f, NULL, "-5 minutes");
     struct store_batch b = claim(f, RUN_A, 10, LEASE_MS, NULL);
-    assert_true(begin_one(f, RUN_A, &b, 0, "order_updates", 0));
+    assert_true(begin_one(f, RUN_A, &b, 0, POLICY_CONSENT_ORDER_UPDATES, 0));
     const struct store_row *r = &b.rows[0];
 
     assert_false(progress(f, RUN_B, r, "sending", 0)); /* not B's row */
@@ -576,8 +596,8 @@ test_store_ledger_finish_records_the_run_rows_and_the_orphans_of_any(void **stat
     char *orphan = seed_orch(f, NULL, "-4 minutes");
     struct store_batch b = claim(f, RUN_A, 10, LEASE_MS, NULL);
     size_t im = row_of(&b, mine), io = row_of(&b, orphan);
-    assert_true(begin_one(f, RUN_A, &b, im, "order_updates", 0));
-    assert_true(begin_one(f, RUN_A, &b, io, "order_updates", 0));
+    assert_true(begin_one(f, RUN_A, &b, im, POLICY_CONSENT_ORDER_UPDATES, 0));
+    assert_true(begin_one(f, RUN_A, &b, io, POLICY_CONSENT_ORDER_UPDATES, 0));
 
     finish(f, RUN_B, &b, im, "deferred", 451); /* another run's rows stay as they are */
     assert_value(f, LEDGER_STATUS, mine, "queued");
@@ -602,7 +622,7 @@ test_store_claim_reads_what_the_ledger_says_about_the_occurrence(void **state)
     struct fixture *f = fresh(state);
     char *id = seed_orch(f, NULL, "-5 minutes");
     struct store_batch a = claim(f, RUN_A, 10, LEASE_MS, NULL);
-    assert_true(begin_one(f, RUN_A, &a, 0, "order_updates", 0));
+    assert_true(begin_one(f, RUN_A, &a, 0, POLICY_CONSENT_ORDER_UPDATES, 0));
     assert_true(progress(f, RUN_A, &a.rows[0], "sending", 0));
     assert_true(progress(f, RUN_A, &a.rows[0], "sent", 250));
     /* the sweep stopped before finalising; the row comes back */
@@ -635,6 +655,7 @@ main(void)
         T(test_store_release_keeping_the_lease_holds_the_row_until_it_runs_out),
         T(test_store_ledger_begin_refuses_a_member_who_opted_out_after_the_claim),
         T(test_store_ledger_begin_checks_the_preference_the_consent_basis_names),
+        T(test_store_ledger_begin_counts_an_unset_preference_as_policy_does),
         T(test_store_ledger_begin_holds_back_a_second_prompt_to_the_same_member),
         T(test_store_ledger_progress_marks_sending_then_the_reply_for_the_run_only),
         T(test_store_ledger_finish_records_the_run_rows_and_the_orphans_of_any),
