@@ -273,11 +273,21 @@ db_connect(const struct db_options *opt, struct err *e)
      * keepalives_idle wins); entries after it override the string; empty values are
      * ignored. Keepalives find a dead peer of an idle connection; tcp_user_timeout drops
      * one whose sent data goes unacknowledged. */
-    const char *keys[] = {"keepalives", "keepalives_idle", "keepalives_interval",
-                          "keepalives_count", "tcp_user_timeout", "dbname", "application_name",
-                          "fallback_application_name", "connect_timeout", NULL};
-    const char *vals[] = {"1", "30", "10", "3", user_timeout, opt->conninfo,
-                          opt->application_name, opt->application_name, timeout, NULL};
+    const char *keys[] = {"keepalives",          "keepalives_idle",
+                          "keepalives_interval", "keepalives_count",
+                          "tcp_user_timeout",    "dbname",
+                          "application_name",    "fallback_application_name",
+                          "connect_timeout",     NULL};
+    const char *vals[] = {"1",
+                          "30",
+                          "10",
+                          "3",
+                          user_timeout,
+                          opt->conninfo,
+                          opt->application_name,
+                          opt->application_name,
+                          timeout,
+                          NULL};
     int base = opt->retry_base_ms > 0 ? opt->retry_base_ms : 250;
     for (int attempt = 0;; attempt++) {
         PGconn *conn = PQconnectdbParams(keys, vals, 1);
@@ -328,8 +338,8 @@ db_connect(const struct db_options *opt, struct err *e)
         long cap = (long)base << (attempt < 10 ? attempt : 10);
         long wait = cap / 2 + (long)(rand() % (int)(cap / 2 + 1));
         log_warn("database connect failed; retrying",
-                 json_pack("{s:i,s:I,s:s}", "attempt", attempt + 1, "retry_in_ms",
-                           (json_int_t)wait, "error", line));
+                 json_pack("{s:i,s:I,s:s}", "attempt", attempt + 1, "retry_in_ms", (json_int_t)wait,
+                           "error", line));
         sleep_ms(wait);
     }
 }
@@ -568,8 +578,8 @@ in_transaction(const struct db *db)
 }
 
 int
-db_exec(struct db *db, const char *sql, int nparams, const char *const *params,
-        struct db_res **out, struct err *e)
+db_exec(struct db *db, const char *sql, int nparams, const char *const *params, struct db_res **out,
+        struct err *e)
 {
     if (out != NULL)
         *out = NULL;

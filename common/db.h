@@ -15,16 +15,16 @@ struct db;
 struct db_res;
 
 struct db_options {
-    const char *conninfo;     /* libpq key/value string or URI; borrowed */
+    const char *conninfo; /* libpq key/value string or URI; borrowed */
     /* How messages name conninfo to the operator: the configuration key and the environment
      * variable it comes from ("database.url", "DATABASE_URL"). Borrowed; either may be NULL
      * ("the connection string" stands in for a missing key). */
     const char *conninfo_key;
     const char *conninfo_env;
-    int connect_retries;      /* extra attempts after the first on a connection failure */
-    int retry_base_ms;        /* first backoff, doubled each attempt, with jitter */
+    int connect_retries; /* extra attempts after the first on a connection failure */
+    int retry_base_ms;   /* first backoff, doubled each attempt, with jitter */
     const char *application_name;
-    int connect_timeout_s;    /* per attempt; 0 = libpq's default (none) */
+    int connect_timeout_s; /* per attempt; 0 = libpq's default (none) */
     /* Server-side statement_timeout and idle_in_transaction_session_timeout of every
      * transaction; 0 = the server's own. */
     long long statement_timeout_ms;
@@ -71,9 +71,9 @@ void db_share_fate(struct db *a, struct db *b);
  * transaction settings, all in one round trip. On success
  * returns ERR_OK and, when res is non-NULL, the result (new: free with db_res_free). On
  * failure sets e: ERR_UNAVAILABLE when the connection is gone, the server is shutting down
- * (SQLSTATE class 08, 57P0x), a statement timed out (57014) or no reply came in time, ERR_TEMPORARY for serialization failures and deadlocks
- * (40001, 40P01), ERR_DATA for data exceptions (class 22: a value that is not a timestamp,
- * not JSON, ...), ERR_INTERNAL otherwise. */
+ * (SQLSTATE class 08, 57P0x), a statement timed out (57014) or no reply came in time, ERR_TEMPORARY
+ * for serialization failures and deadlocks (40001, 40P01), ERR_DATA for data exceptions (class 22:
+ * a value that is not a timestamp, not JSON, ...), ERR_INTERNAL otherwise. */
 int db_exec(struct db *db, const char *sql, int nparams, const char *const *params,
             struct db_res **res, struct err *e);
 

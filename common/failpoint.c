@@ -15,9 +15,9 @@
 
 struct fp {
     char name[48];
-    long nth;          /* 0 = every time */
+    long nth; /* 0 = every time */
     atomic_long hits;
-    char action;       /* 's'leep, 'k'ill, 'e'xit */
+    char action; /* 's'leep, 'k'ill, 'e'xit */
     long arg;
 };
 

@@ -74,8 +74,8 @@ apply_one(struct db *db, const char *table, const char *lock_key, const struct m
 }
 
 int
-migrate_apply(struct db *db, const char *table, long long lock_key,
-              const struct migration *list, unsigned n, unsigned *applied, struct err *e)
+migrate_apply(struct db *db, const char *table, long long lock_key, const struct migration *list,
+              unsigned n, unsigned *applied, struct err *e)
 {
     char key[32];
     snprintf(key, sizeof key, "%lld", lock_key);

@@ -684,11 +684,10 @@ each_relay_socket(int port, void (*fn)(int fd))
             continue;
         if (getpeername((int)fd, (struct sockaddr *)&peer, &len) != 0)
             continue;
-        int peer_port = peer.ss_family == AF_INET
-                            ? ntohs(((struct sockaddr_in *)&peer)->sin_port)
-                            : peer.ss_family == AF_INET6
-                                  ? ntohs(((struct sockaddr_in6 *)&peer)->sin6_port)
-                                  : -1;
+        int peer_port = peer.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&peer)->sin_port)
+                        : peer.ss_family == AF_INET6
+                            ? ntohs(((struct sockaddr_in6 *)&peer)->sin6_port)
+                            : -1;
         if (peer_port == port)
             fn((int)fd);
     }

@@ -323,8 +323,8 @@ check_mac(const struct token_ring *r, const char *token, const struct split *p,
 }
 
 static enum token_status
-verify(const struct token_ring *r, const char *token, json_t **claims,
-       char kid[TOKEN_KID_MAX + 1], struct err *e)
+verify(const struct token_ring *r, const char *token, json_t **claims, char kid[TOKEN_KID_MAX + 1],
+       struct err *e)
 {
     struct split p;
     enum token_status st = split_token(token, &p, e);

@@ -82,8 +82,7 @@ const char *token_ring_kid(const struct token_ring *r, size_t i);
  * key, to out. ERR_DATA when claims is not an object; ERR_INTERNAL when there is no key, out
  * of memory, the token would pass TOKEN_MAX or the buffer failed. Thread-safe on a shared
  * ring. */
-int token_sign(const struct token_ring *r, const json_t *claims, struct buf *out,
-               struct err *e);
+int token_sign(const struct token_ring *r, const json_t *claims, struct buf *out, struct err *e);
 
 /* Verifies token against the ring. On TOKEN_OK sets *claims (when non-NULL) to the signed
  * object (new: json_decref) and kid (when non-NULL) to the key that signed. Any other

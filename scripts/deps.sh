@@ -3,7 +3,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config clang libclang-rt-14-dev
+  build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   libpq-dev libesmtp-dev libjansson-dev libyaml-dev libcurl4-openssl-dev libssl-dev
   libcmocka-dev libmicrohttpd-dev
   postgresql python3 python3-psycopg2 python3-aiosmtpd python3-yaml openssl tzdata

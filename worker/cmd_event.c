@@ -181,10 +181,9 @@ cmd_event(const struct settings *s, int argc, char **argv)
     } else if (rc != ERR_OK) {
         status = cmd_fail("event failed", &e);
     } else {
-        log_info("transition applied",
-                 json_pack("{s:s,s:s,s:s}", "order_id", a.order_id, "stage",
-                           transition_stage_name(a.stage), "status",
-                           transition_status_name(a.status)));
+        log_info("transition applied", json_pack("{s:s,s:s,s:s}", "order_id", a.order_id, "stage",
+                                                 transition_stage_name(a.stage), "status",
+                                                 transition_status_name(a.status)));
         status = cmd_print_status(db, a.order_id);
     }
     db_close(db);

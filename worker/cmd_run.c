@@ -73,9 +73,8 @@ sweep_with_retries(const struct settings *s, const struct prompt_templates *t,
             return rc;
         }
         long long wait = delay + rand_upto(seed, s->schedule_retry_jitter_ms);
-        log_warn("sweep failed; retrying",
-                 json_pack("{s:s,s:i,s:I}", "error", e.msg, "attempt", attempt, "retry_in_ms",
-                           (json_int_t)wait));
+        log_warn("sweep failed; retrying", json_pack("{s:s,s:i,s:I}", "error", e.msg, "attempt",
+                                                     attempt, "retry_in_ms", (json_int_t)wait));
         sweep_requested = 0;
         wait_ms(wait);
         if (cmd_stop_requested)
@@ -130,9 +129,9 @@ cmd_run(const struct settings *s, int argc, char **argv)
 
     struct sweep_options opt = {.dry_run_out = stdout, .stop = &cmd_stop_requested};
     unsigned int seed = (unsigned int)(time(NULL) ^ ((unsigned int)getpid() << 16));
-    log_info("run started", json_pack("{s:I,s:I}", "interval_ms",
-                                      (json_int_t)s->schedule_interval_ms, "jitter_ms",
-                                      (json_int_t)s->schedule_jitter_ms));
+    log_info("run started",
+             json_pack("{s:I,s:I}", "interval_ms", (json_int_t)s->schedule_interval_ms, "jitter_ms",
+                       (json_int_t)s->schedule_jitter_ms));
     int last = ERR_OK;
     while (!cmd_stop_requested) {
         sweep_requested = 0;

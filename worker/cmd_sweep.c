@@ -65,8 +65,8 @@ make_dry_run_dir(const char *dir)
         char was = *p;
         *p = '\0';
         if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-            fprintf(stderr, "recovery-worker sweep: --dry-run-dir: cannot create %s: %s\n",
-                    path, strerror(errno));
+            fprintf(stderr, "recovery-worker sweep: --dry-run-dir: cannot create %s: %s\n", path,
+                    strerror(errno));
             return false;
         }
         *p = was;
@@ -91,9 +91,8 @@ cmd_sweep(const struct settings *s, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     /* progress only for a person watching: never into a log file or a pipe */
-    struct sweep_options opt = {.dry_run_out = stdout,
-                                .progress = isatty(STDERR_FILENO) == 1,
-                                .stop = &cmd_stop_requested};
+    struct sweep_options opt = {
+        .dry_run_out = stdout, .progress = isatty(STDERR_FILENO) == 1, .stop = &cmd_stop_requested};
     optind = 0; /* 0, not 1: glibc then re-reads the option string and permutes again */
     int c;
     while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
@@ -197,8 +196,8 @@ cmd_sweep_once(const struct settings *s, const struct prompt_templates *t,
             *out = sum;
         return e->code;
     }
-    log_info("sweep started", json_pack("{s:b,s:I}", "dry_run", opt->dry_run, "limit",
-                                        (json_int_t)opt->limit));
+    log_info("sweep started",
+             json_pack("{s:b,s:I}", "dry_run", opt->dry_run, "limit", (json_int_t)opt->limit));
     /* The journal's connection records each message as it goes on the wire and as its reply
      * comes; no message is sent without it. */
     struct db *journal = NULL;

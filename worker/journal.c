@@ -18,14 +18,14 @@
 #define RESULT_LAG_MS 50
 
 struct entry {
-    const char *id;     /* borrowed from the batch, which outlives the flush; the same
-                         * delivery has the same pointers */
+    const char *id; /* borrowed from the batch, which outlives the flush; the same
+                     * delivery has the same pointers */
     const char *due_at;
     char status[16];
     int code;
     char enhanced[16];
     char text[256];
-    bool *applied;      /* where the writer says whether it took effect, or NULL */
+    bool *applied; /* where the writer says whether it took effect, or NULL */
 };
 
 struct journal {
@@ -33,18 +33,18 @@ struct journal {
     char run_id[64];
     pthread_t tid;
     pthread_mutex_t lock;
-    pthread_cond_t work;  /* the writer waits for entries */
-    pthread_cond_t done;  /* the sessions wait for commits */
-    struct entry *queue;  /* posted, not yet taken by the writer */
+    pthread_cond_t work; /* the writer waits for entries */
+    pthread_cond_t done; /* the sessions wait for commits */
+    struct entry *queue; /* posted, not yet taken by the writer */
     size_t n, cap;
-    long long oldest_ms;  /* when the oldest of them was posted */
-    int waiters;          /* threads blocked until a commit */
-    bool urgent;          /* a flush waits: write what there is now */
-    uint64_t posted;      /* sequence of the last entry posted */
-    uint64_t committed;   /* every entry up to this one is written (or the journal failed) */
+    long long oldest_ms; /* when the oldest of them was posted */
+    int waiters;         /* threads blocked until a commit */
+    bool urgent;         /* a flush waits: write what there is now */
+    uint64_t posted;     /* sequence of the last entry posted */
+    uint64_t committed;  /* every entry up to this one is written (or the journal failed) */
     bool failed;
     bool closing;
-    long writes, entries;  /* for the log */
+    long writes, entries; /* for the log */
     struct err err;
 };
 
@@ -110,8 +110,8 @@ write_group(struct journal *j, struct entry *g, size_t n, uint64_t last)
 static bool
 due_locked(const struct journal *j, long long now)
 {
-    return j->n > 0 && (j->waiters > 0 || j->urgent || j->closing ||
-                        now - j->oldest_ms >= RESULT_LAG_MS);
+    return j->n > 0 &&
+           (j->waiters > 0 || j->urgent || j->closing || now - j->oldest_ms >= RESULT_LAG_MS);
 }
 
 static bool
@@ -264,8 +264,8 @@ journal_wait(struct journal *j, const struct journal_mark *m)
 }
 
 void
-journal_outcome(struct journal *j, const char *id, const char *due_at, const char *status,
-                int code, const char *enhanced, const char *text, bool *recorded)
+journal_outcome(struct journal *j, const char *id, const char *due_at, const char *status, int code,
+                const char *enhanced, const char *text, bool *recorded)
 {
     struct entry en = {.id = id, .due_at = due_at, .code = code, .applied = recorded};
     snprintf(en.status, sizeof en.status, "%s", status);

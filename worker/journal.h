@@ -24,8 +24,8 @@ struct journal *journal_start(struct db *db, const char *run_id, struct err *e);
 
 /* A 'sending' mark, posted ahead of need. */
 struct journal_mark {
-    uint64_t seq;  /* 0: it could not be posted */
-    bool applied;  /* set by the writer */
+    uint64_t seq; /* 0: it could not be posted */
+    bool applied; /* set by the writer */
 };
 
 /* Posts that the delivery (orchestration id, due occurrence) is about to go on the wire;

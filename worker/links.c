@@ -104,8 +104,7 @@ claims_check(const struct links_claims *c, struct err *e)
 }
 
 int
-links_sign(const struct token_ring *r, const struct links_claims *c, struct buf *out,
-           struct err *e)
+links_sign(const struct token_ring *r, const struct links_claims *c, struct buf *out, struct err *e)
 {
     if (r == NULL || token_ring_count(r) == 0)
         return err_set(e, ERR_INTERNAL, "token: no key to sign with");

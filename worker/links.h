@@ -75,8 +75,7 @@ int links_sign(const struct token_ring *r, const struct links_claims *c, struct 
  * LINKS_WRONG_PURPOSE, whose tokens are authentic, *out is filled as well, otherwise it is
  * zeroed. Thread-safe on a shared ring. */
 enum links_status links_verify(const struct token_ring *r, const char *token, time_t now,
-                               enum links_purpose want, struct links_claims *out,
-                               struct err *e);
+                               enum links_purpose want, struct links_claims *out, struct err *e);
 
 /* Stable names: token_status_str's, and "expired", "wrong_purpose". Never NULL. */
 const char *links_status_str(enum links_status status);

@@ -21,8 +21,8 @@ policy_ledger_name(enum policy_ledger s)
     switch (s) {
     case POLICY_LEDGER_NONE:
         return NULL;
-#define NAME(id, word)                                                                         \
-    case POLICY_LEDGER_##id:                                                                   \
+#define NAME(id, word)                                                                             \
+    case POLICY_LEDGER_##id:                                                                       \
         return #word;
         POLICY_LEDGER_STATUSES(NAME)
 #undef NAME
@@ -35,8 +35,8 @@ policy_ledger_parse(const char *word)
 {
     if (word == NULL)
         return POLICY_LEDGER_NONE;
-#define PARSE(id, w)                                                                           \
-    if (strcmp(word, #w) == 0)                                                                 \
+#define PARSE(id, w)                                                                               \
+    if (strcmp(word, #w) == 0)                                                                     \
         return POLICY_LEDGER_##id;
     POLICY_LEDGER_STATUSES(PARSE)
 #undef PARSE
@@ -118,8 +118,7 @@ member_cmp(const void *a, const void *b)
 }
 
 bool
-policy_member_repeats(long long window_ms, const char *const *send_members, size_t n,
-                      bool *repeat)
+policy_member_repeats(long long window_ms, const char *const *send_members, size_t n, bool *repeat)
 {
     if (window_ms <= 0)
         return true;
@@ -266,8 +265,8 @@ const char *
 policy_consent_name(enum policy_consent basis)
 {
     switch (basis) {
-#define NAME(id, word)                                                                         \
-    case POLICY_CONSENT_##id:                                                                  \
+#define NAME(id, word)                                                                             \
+    case POLICY_CONSENT_##id:                                                                      \
         return #word;
         POLICY_CONSENTS(NAME)
 #undef NAME

@@ -11,13 +11,13 @@
  * SQL that spells a status as a literal checks its word against this list at compile time
  * (POLICY_LEDGER_WORD_<word>, see store.c), and SQL that is handed a status gets it from
  * policy_ledger_name. */
-#define POLICY_LEDGER_STATUSES(X)                                                              \
-    X(QUEUED, queued)     /* written before the send: the message is not on the wire yet */    \
-    X(SENDING, sending)   /* its data is about to go, or went, out; no reply recorded */      \
-    X(SENT, sent)                                                                              \
-    X(DEFERRED, deferred) /* a temporary refusal: due again after a backoff */                \
-    X(FAILED, failed)     /* a permanent refusal */                                            \
-    X(UNKNOWN, unknown)   /* the data went out and no reply came back */                       \
+#define POLICY_LEDGER_STATUSES(X)                                                                  \
+    X(QUEUED, queued)   /* written before the send: the message is not on the wire yet */          \
+    X(SENDING, sending) /* its data is about to go, or went, out; no reply recorded */             \
+    X(SENT, sent)                                                                                  \
+    X(DEFERRED, deferred) /* a temporary refusal: due again after a backoff */                     \
+    X(FAILED, failed)     /* a permanent refusal */                                                \
+    X(UNKNOWN, unknown)   /* the data went out and no reply came back */                           \
     X(RELEASED, released) /* handed back without being offered to the relay */
 
 enum policy_ledger {
@@ -84,8 +84,8 @@ enum policy_action {
 /* What to do with a message whose data was on the wire when a worker stopped, or after
  * which a relay dropped the connection (sweep.on_unknown_delivery), with the word that names
  * each in the configuration. In enum order. */
-#define POLICY_UNKNOWNS(X)                                                                     \
-    X(SKIP, skip)     /* do not resend; record that delivery is unknown */                     \
+#define POLICY_UNKNOWNS(X)                                                                         \
+    X(SKIP, skip)     /* do not resend; record that delivery is unknown */                         \
     X(RESEND, resend) /* resend with the same Message-ID (policy_resend_limit) */
 
 enum policy_unknown {
@@ -134,11 +134,11 @@ enum policy_delivery {
 
 /* How to finalise: the event payload's outcome, the metadata note, when to act next. */
 struct policy_final {
-    const char *outcome;  /* "sent", "skipped_opt_out", ... (event payload, metrics) */
-    const char *note;     /* metadata note, or NULL */
-    bool escalate;        /* counts in `escalations` and sets the escalation note */
-    bool stop;            /* next_action_at cleared: no further nudges */
-    long long next_ms;    /* delay until next_action_at when !stop */
+    const char *outcome; /* "sent", "skipped_opt_out", ... (event payload, metrics) */
+    const char *note;    /* metadata note, or NULL */
+    bool escalate;       /* counts in `escalations` and sets the escalation note */
+    bool stop;           /* next_action_at cleared: no further nudges */
+    long long next_ms;   /* delay until next_action_at when !stop */
 };
 
 struct policy_timing {
@@ -157,9 +157,9 @@ const char *policy_action_name(enum policy_action a);
 
 /* The member preference(s) the prompts depend on (email.consent), with the word that names
  * each in the configuration and in the event payload's consentBasis. */
-#define POLICY_CONSENTS(X)                                                                     \
-    X(ORDER_UPDATES, order_updates)  /* as the storefront does: order_updates */               \
-    X(MARKETING, marketing_messages) /* opt-in: marketing_messages */                          \
+#define POLICY_CONSENTS(X)                                                                         \
+    X(ORDER_UPDATES, order_updates)  /* as the storefront does: order_updates */                   \
+    X(MARKETING, marketing_messages) /* opt-in: marketing_messages */                              \
     X(BOTH, both)
 
 enum policy_consent {

@@ -77,8 +77,8 @@ enum var {
 };
 
 static const char *const VAR_NAMES[VAR_COUNT] = {
-    "member_name",     "order_number",   "order_total", "stage_title",     "stage_description",
-    "pending_intents", "pending_actions", "resume_url", "unsubscribe_url",
+    "member_name",     "order_number",    "order_total", "stage_title",     "stage_description",
+    "pending_intents", "pending_actions", "resume_url",  "unsubscribe_url",
 };
 
 enum section { SEC_UNSUBSCRIBE, SEC_PENDING_INTENTS, SEC_COUNT };
@@ -625,9 +625,9 @@ struct parts {
 static void
 parts_list(struct parts *p, struct buf *all[PARTS_NBUF])
 {
-    struct buf *list[PARTS_NBUF] = {&p->name,    &p->number,     &p->total,
-                                    &p->pending, &p->actions,    &p->list_unsub,
-                                    &p->subject, &p->text,       &p->html};
+    struct buf *list[PARTS_NBUF] = {&p->name,    &p->number,  &p->total,
+                                    &p->pending, &p->actions, &p->list_unsub,
+                                    &p->subject, &p->text,    &p->html};
     memcpy(all, list, sizeof list);
 }
 

@@ -23,20 +23,20 @@ struct prompt_templates; /* opaque: loaded and checked once at start-up */
 
 /* What a prompt says. All strings borrowed, UTF-8, possibly hostile. */
 struct prompt_input {
-    const char *stage;          /* a stage name of transition.h, not "completed" */
-    const char *member_name;    /* display name, may be NULL or empty (a fallback is used) */
-    const char *member_email;   /* validated recipient */
+    const char *stage;        /* a stage name of transition.h, not "completed" */
+    const char *member_name;  /* display name, may be NULL or empty (a fallback is used) */
+    const char *member_email; /* validated recipient */
     const char *order_id;
     const char *order_number;
-    const char *total;          /* "129.00" */
-    const char *currency;       /* "EUR" */
+    const char *total;    /* "129.00" */
+    const char *currency; /* "EUR" */
     long pending_intents;
-    const char *resume_url;     /* full link, token included */
-    const char *unsubscribe_url;/* NULL when none configured */
+    const char *resume_url;         /* full link, token included */
+    const char *unsubscribe_url;    /* NULL when none configured */
     const char *unsubscribe_mailto; /* optional second List-Unsubscribe target (an address) */
     const char *sender_email;
     const char *sender_name;
-    const char *message_id;     /* without angle brackets */
+    const char *message_id; /* without angle brackets */
     time_t date;
 };
 
@@ -55,7 +55,7 @@ void prompt_message_id(char out[MIME_MESSAGE_ID_MAX + 1], const char *orchestrat
 
 /* Appends the complete message to out. ERR_DATA when the input cannot make a safe message
  * (unknown stage, invalid address). */
-int prompt_render(const struct prompt_templates *t, const struct prompt_input *in,
-                  struct buf *out, struct err *e);
+int prompt_render(const struct prompt_templates *t, const struct prompt_input *in, struct buf *out,
+                  struct err *e);
 
 #endif

@@ -161,17 +161,17 @@ struct send_job {
     size_t n;
     size_t chunk;
     pthread_mutex_t lock;
-    pthread_cond_t changed;    /* the queue, the sessions or the threads changed */
-    size_t *queue;             /* ring of message indices waiting for a session */
+    pthread_cond_t changed; /* the queue, the sessions or the threads changed */
+    size_t *queue;          /* ring of message indices waiting for a session */
     size_t qhead, qlen;
-    size_t active;             /* sessions open */
-    size_t unproven;           /* of them, not yet let in by the relay */
-    size_t taken;              /* messages with a session now */
-    size_t running;            /* threads not yet finished */
-    long long resume_at;       /* after a refused session, no new one starts before this */
+    size_t active;       /* sessions open */
+    size_t unproven;     /* of them, not yet let in by the relay */
+    size_t taken;        /* messages with a session now */
+    size_t running;      /* threads not yet finished */
+    long long resume_at; /* after a refused session, no new one starts before this */
     pthread_t *tid;
     size_t nthreads;
-    int relay_rc;              /* first session failure */
+    int relay_rc; /* first session failure */
     struct err relay_err;
 };
 
@@ -220,8 +220,10 @@ before_mail(void *arg, size_t i)
     long long horizon = p->budget_ms > PACE_HORIZON_MIN_MS ? p->budget_ms : PACE_HORIZON_MIN_MS;
     if (!pace_acquire(p->pace, clock_mono_ms() + horizon, &p->halt)) {
         /* the slot would come later than the budget allows: what is left stays due */
-        halt(p, "the relay's pace leaves no slot within smtp.throttle_budget; the rest stays "
-                "due", NULL);
+        halt(p,
+             "the relay's pace leaves no slot within smtp.throttle_budget; the rest stays "
+             "due",
+             NULL);
         return false;
     }
     /* Not before the relay let the session in: a refused session would leave the mark of a
@@ -283,8 +285,8 @@ after_reply(void *arg, size_t i)
     const struct smtp_message *m = &sa->local[i];
     admitted(sa);
     journal_outcome(p->journal, job->keys[k].id, job->keys[k].due_at,
-                    policy_ledger_name(ledger_status(m)), m->code,
-                    m->enhanced, m->text, &job->recorded[k]);
+                    policy_ledger_name(ledger_status(m)), m->code, m->enhanced, m->text,
+                    &job->recorded[k]);
     if (m->outcome == SMTP_SENT) {
         pace_accepted(p->pace);
     } else if (m->kind == SMTP_KIND_THROTTLE) {
@@ -424,15 +426,16 @@ session_thread(void *arg)
         for (size_t i = 0; i < len; i++)
             local[i] = job->msgs[idx[i]];
         struct session_arg sa = {job, idx, local, false};
-        struct smtp_hooks hooks = {.before_mail = before_mail, .before_data = before_data,
-                                   .after_reply = after_reply, .arg = &sa};
+        struct smtp_hooks hooks = {.before_mail = before_mail,
+                                   .before_data = before_data,
+                                   .after_reply = after_reply,
+                                   .arg = &sa};
         struct smtp_session_report rep;
         struct err e;
         err_clear(&e);
         int rc = smtp_send_batch(&p->cfg, local, len, &hooks, &rep, &e);
         if (rep.quota)
-            halt(p, "the relay's daily quota is exhausted; nothing more is sent this sweep",
-                 NULL);
+            halt(p, "the relay's daily quota is exhausted; nothing more is sent this sweep", NULL);
 
         pthread_mutex_lock(&job->lock);
         if (!sa.admitted)

@@ -45,7 +45,7 @@ bool send_pool_halted(const struct send_pool *p);
 struct send_stats {
     long throttle_replies;
     long refused_sessions;
-    double rate;          /* messages per second allowed at the end; 0: unlimited */
+    double rate; /* messages per second allowed at the end; 0: unlimited */
     bool quota_exhausted;
 };
 void send_pool_stats(const struct send_pool *p, struct send_stats *out);

@@ -495,8 +495,7 @@ check_optional_url(struct config *c, const char *key, const char *url)
 #define LINK_ADDS 300 /* the order id and a signed token, about this long */
 _Static_assert(PROMPT_MESSAGE_ID_LOCAL_MAX + 1 + SENDER_DOMAIN_MAX <= MIME_MESSAGE_ID_MAX,
                "every sender domain allowed fits a prompt's Message-ID");
-_Static_assert(RESUME_URL_MAX + LINK_ADDS < PROMPT_URL_MAX,
-               "a resume link has room for its token");
+_Static_assert(RESUME_URL_MAX + LINK_ADDS < PROMPT_URL_MAX, "a resume link has room for its token");
 _Static_assert(UNSUBSCRIBE_URL_MAX + LINK_ADDS < PROMPT_UNSUBSCRIBE_URL_MAX,
                "an unsubscribe link has room for its token");
 

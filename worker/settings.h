@@ -56,11 +56,11 @@ struct settings {
     int max_prompts;
     int concurrency;
     enum policy_unknown on_unknown_delivery; /* sweep.on_unknown_delivery */
-    long long member_min_interval_ms; /* at most one prompt per member per this; 0 = no cap */
-    char *quiet_hours;                /* "HH:MM-HH:MM" local to quiet_hours_zone, or NULL */
-    char *quiet_hours_zone;           /* IANA zone name, checked against the system zoneinfo */
+    long long member_min_interval_ms;   /* at most one prompt per member per this; 0 = no cap */
+    char *quiet_hours;                  /* "HH:MM-HH:MM" local to quiet_hours_zone, or NULL */
+    char *quiet_hours_zone;             /* IANA zone name, checked against the system zoneinfo */
     int quiet_start_min, quiet_end_min; /* parsed from quiet_hours (equal when none) */
-    long long give_up_after_ms;       /* no more nudges this long after created_at; 0 never */
+    long long give_up_after_ms;         /* no more nudges this long after created_at; 0 never */
 
     /* schedule (run) */
     long long schedule_interval_ms;
@@ -71,13 +71,13 @@ struct settings {
     long long schedule_retry_jitter_ms;
 
     /* email */
-    enum policy_consent consent; /* email.consent: the preference(s) that must allow a prompt */
-    char *resume_url;         /* RESUME_URL */
-    char *unsubscribe_url;    /* UNSUBSCRIBE_URL, optional */
-    char *unsubscribe_mailto; /* UNSUBSCRIBE_MAILTO, optional */
-    char *templates_dir;      /* optional override directory */
-    char *resume_link_secret; /* RESUME_LINK_SECRET, optional: a key ring "kid:secret,..."
-                               * (the first signs) or one secret (kid k1); see token.h */
+    enum policy_consent consent;  /* email.consent: the preference(s) that must allow a prompt */
+    char *resume_url;             /* RESUME_URL */
+    char *unsubscribe_url;        /* UNSUBSCRIBE_URL, optional */
+    char *unsubscribe_mailto;     /* UNSUBSCRIBE_MAILTO, optional */
+    char *templates_dir;          /* optional override directory */
+    char *resume_link_secret;     /* RESUME_LINK_SECRET, optional: a key ring "kid:secret,..."
+                                   * (the first signs) or one secret (kid k1); see token.h */
     struct token_ring *link_keys; /* parsed from resume_link_secret, once (owned); NULL when
                                    * it is not set */
     long long resume_link_ttl_ms;
@@ -90,7 +90,7 @@ struct settings {
     char *heartbeat_url; /* HEARTBEAT_URL, optional */
 
     /* http (serve, and run when http.listen is set) */
-    char *http_listen;             /* HTTP_LISTEN "host:port"; NULL: serve uses the default */
+    char *http_listen; /* HTTP_LISTEN "host:port"; NULL: serve uses the default */
     int http_max_connections;
     long long http_idle_timeout_ms;
     long long http_database_timeout_ms; /* each database round trip of a request */

@@ -25,39 +25,60 @@ LEDGER_WORD(released);
 /* The context of each claimed row: its order, the order's member, the member's consent,
  * loyalty member and pending intents, and what the ledger says. `src` is a relation with
  * columns id, order_id, stage, due_at, created_at. */
-#define CONTEXT_SELECT(src)                                                                    \
-    "SELECT l.id::text, l.due_at::text, l.stage::text, o.id::text, o.order_number,"            \
-    "       o.total::text, o.currency::text, u.id::text, u.email, u.display_name,"             \
-    "       np.order_updates, np.marketing_messages,"                                          \
-    "       lm.id IS NOT NULL, COALESCE(pi.n, 0), COALESCE(ls.sent, 0),"                       \
-    "       COALESCE(ls.deferred, 0), ls.cur_status, COALESCE(ls.cur_attempts, 0),"            \
-    "       (EXTRACT(EPOCH FROM l.due_at) * 1000000)::bigint::text,"                          \
-    "       (EXTRACT(EPOCH FROM now() - lp.sent_at) * 1000)::bigint,"                         \
-    "       (EXTRACT(EPOCH FROM now() - l.created_at) * 1000)::bigint"                        \
-    "  FROM " src " l"                                                                         \
-    "  LEFT JOIN orders o ON o.id = l.order_id"                                                \
-    "  LEFT JOIN users u ON u.id = o.user_id"                                                  \
-    "  LEFT JOIN notification_preferences np ON np.user_id = u.id"                             \
-    "  LEFT JOIN loyalty_members lm ON lm.user_id = u.id"                                      \
-    "  LEFT JOIN LATERAL (SELECT count(*) AS n FROM loyalty_checkout_intents i"                \
-    "                      WHERE i.member_id = lm.id AND i.status = 'pending'"                 \
-    "                        AND (i.expires_at IS NULL OR i.expires_at > now())) pi ON true"   \
-    /* The orchestration's ledger in one look-up: prompts sent, deferrals since the last   \
-     * row that was not one, and the row of this occurrence. */                             \
-    "  LEFT JOIN LATERAL (SELECT count(*) FILTER (WHERE d.status = 'sent') AS sent,"           \
-    "                            count(*) FILTER (WHERE d.status = 'deferred'"                 \
-    "                                               AND d.due_at > d.last_ok) AS deferred,"    \
-    "                            min(d.status) FILTER (WHERE d.due_at = l.due_at) AS cur_status," \
-    "                            min(d.attempts) FILTER (WHERE d.due_at = l.due_at)"           \
-    "                              AS cur_attempts"                                            \
-    "                       FROM (SELECT s.status, s.due_at, s.attempts,"                      \
-    "                                    COALESCE(max(s.due_at) FILTER ("                      \
-    "                                               WHERE s.status <> 'deferred') OVER (),"    \
-    "                                             '-infinity') AS last_ok"                     \
-    "                               FROM recovery_deliveries s"                                \
-    "                              WHERE s.orchestration_id = l.id) d) ls ON true"             \
-    "  LEFT JOIN LATERAL (SELECT max(p.sent_at) AS sent_at FROM recovery_deliveries p"        \
-    "                      WHERE p.user_id = u.id AND p.status = 'sent') lp ON true"          \
+#define CONTEXT_SELECT(src)                                                                                     \
+    "SELECT l.id::text, l.due_at::text, l.stage::text, o.id::text, o.order_number,"                             \
+    "       o.total::text, o.currency::text, u.id::text, u.email, u.display_name,"                              \
+    "       np.order_updates, np.marketing_messages,"                                                           \
+    "       lm.id IS NOT NULL, COALESCE(pi.n, 0), COALESCE(ls.sent, 0),"                                        \
+    "       COALESCE(ls.deferred, 0), ls.cur_status, COALESCE(ls.cur_attempts, 0),"                             \
+    "       (EXTRACT(EPOCH FROM l.due_at) * 1000000)::bigint::text,"                                            \
+    "       (EXTRACT(EPOCH FROM now() - lp.sent_at) * 1000)::bigint,"                                           \
+    "       (EXTRACT(EPOCH FROM now() - l.created_at) * 1000)::bigint"                                          \
+    "  FROM " src " l"                                                                                          \
+    "  LEFT JOIN orders o ON o.id = l.order_id"                                                                 \
+    "  LEFT JOIN users u ON u.id = o.user_id"                                                                   \
+    "  LEFT JOIN notification_preferences np ON np.user_id = u.id"                                              \
+    "  LEFT JOIN loyalty_members lm ON lm.user_id = u.id"                                                       \
+    "  LEFT JOIN LATERAL (SELECT count(*) AS n FROM loyalty_checkout_intents i"                                 \
+    "                      WHERE i.member_id = lm.id AND i.status = 'pending'"                                  \
+    "                        AND (i.expires_at IS NULL OR i.expires_at > now())) pi ON true" /* The             \
+                                                                                              * orchestration's \
+                                                                                              * ledger          \
+                                                                                              * in              \
+                                                                                              * one             \
+                                                                                              * look-up:        \
+                                                                                              * prompts         \
+                                                                                              * sent,           \
+                                                                                              * deferrals       \
+                                                                                              * since           \
+                                                                                              * the             \
+                                                                                              * last            \
+                                                                                              * row             \
+                                                                                              * that            \
+                                                                                              * was             \
+                                                                                              * not             \
+                                                                                              * one,            \
+                                                                                              * and             \
+                                                                                              * the             \
+                                                                                              * row             \
+                                                                                              * of              \
+                                                                                              * this            \
+                                                                                              * occurrence.     \
+                                                                                              */                \
+    "  LEFT JOIN LATERAL (SELECT count(*) FILTER (WHERE d.status = 'sent') AS sent,"                            \
+    "                            count(*) FILTER (WHERE d.status = 'deferred'"                                  \
+    "                                               AND d.due_at > d.last_ok) AS deferred,"                     \
+    "                            min(d.status) FILTER (WHERE d.due_at = l.due_at) AS cur_status,"               \
+    "                            min(d.attempts) FILTER (WHERE d.due_at = l.due_at)"                            \
+    "                              AS cur_attempts"                                                             \
+    "                       FROM (SELECT s.status, s.due_at, s.attempts,"                                       \
+    "                                    COALESCE(max(s.due_at) FILTER ("                                       \
+    "                                               WHERE s.status <> 'deferred') OVER (),"                     \
+    "                                             '-infinity') AS last_ok"                                      \
+    "                               FROM recovery_deliveries s"                                                 \
+    "                              WHERE s.orchestration_id = l.id) d) ls ON true"                              \
+    "  LEFT JOIN LATERAL (SELECT max(p.sent_at) AS sent_at FROM recovery_deliveries p"                          \
+    "                      WHERE p.user_id = u.id AND p.status = 'sent') lp ON true"                            \
     " ORDER BY l.due_at, l.id"
 
 enum {
@@ -86,19 +107,19 @@ enum {
 
 /* After a `due` CTE of ids: lease them ($2 ms) to run $3, record the claims, read the
  * context. */
-#define LEASE_AND_READ                                                                         \
-    ", leased AS ("                                                                            \
-    "  UPDATE checkout_orchestrations c"                                                       \
-    "     SET locked_until = now() + $2::bigint * interval '1 millisecond'"                    \
-    "    FROM due WHERE c.id = due.id"                                                         \
-    "  RETURNING c.id, c.order_id, c.current_stage AS stage, c.next_action_at AS due_at,"      \
-    "            c.created_at"                                                                 \
-    "), claimed AS ("                                                                          \
-    "  INSERT INTO recovery_claims (orchestration_id, run_id, due_at, claimed_at, lease_until)" \
-    "  SELECT id, $3, due_at, now(), now() + $2::bigint * interval '1 millisecond' FROM leased" \
-    "  ON CONFLICT (orchestration_id) DO UPDATE"                                               \
-    "     SET run_id = EXCLUDED.run_id, due_at = EXCLUDED.due_at,"                             \
-    "         claimed_at = EXCLUDED.claimed_at, lease_until = EXCLUDED.lease_until"            \
+#define LEASE_AND_READ                                                                             \
+    ", leased AS ("                                                                                \
+    "  UPDATE checkout_orchestrations c"                                                           \
+    "     SET locked_until = now() + $2::bigint * interval '1 millisecond'"                        \
+    "    FROM due WHERE c.id = due.id"                                                             \
+    "  RETURNING c.id, c.order_id, c.current_stage AS stage, c.next_action_at AS due_at,"          \
+    "            c.created_at"                                                                     \
+    "), claimed AS ("                                                                              \
+    "  INSERT INTO recovery_claims (orchestration_id, run_id, due_at, claimed_at, lease_until)"    \
+    "  SELECT id, $3, due_at, now(), now() + $2::bigint * interval '1 millisecond' FROM leased"    \
+    "  ON CONFLICT (orchestration_id) DO UPDATE"                                                   \
+    "     SET run_id = EXCLUDED.run_id, due_at = EXCLUDED.due_at,"                                 \
+    "         claimed_at = EXCLUDED.claimed_at, lease_until = EXCLUDED.lease_until"                \
     ") " CONTEXT_SELECT("leased")
 
 /* Due rows, oldest first; FOR UPDATE SKIP LOCKED so concurrent sweeps take disjoint sets. */
@@ -216,8 +237,8 @@ read_batch(struct db_res *r, struct store_batch *out, struct err *e)
 }
 
 int
-store_claim(struct db *db, const char *run_id, int limit, long long lease_ms,
-            const char *order_id, struct store_batch *out, struct err *e)
+store_claim(struct db *db, const char *run_id, int limit, long long lease_ms, const char *order_id,
+            struct store_batch *out, struct err *e)
 {
     char lim[16], lease[24];
     snprintf(lim, sizeof lim, "%d", limit);
@@ -383,7 +404,8 @@ static const char SQL_LEDGER_BEGIN[] =
     "  ON CONFLICT (orchestration_id, due_at) DO UPDATE"
     "     SET status = 'queued', run_id = EXCLUDED.run_id, updated_at = now(),"
     "         user_id = EXCLUDED.user_id,"
-    "         attempts = d.attempts + CASE WHEN d.status IN ('released', 'queued') THEN 0 ELSE 1 END,"
+    "         attempts = d.attempts"
+    "                    + CASE WHEN d.status IN ('released', 'queued') THEN 0 ELSE 1 END,"
     "         resent_in_doubt = d.resent_in_doubt OR d.status IN ('sending', 'unknown'),"
     "         smtp_code = NULL, smtp_enhanced = NULL, smtp_text = NULL"
     /* 'queued' here was left by a worker that stopped before sending it: ours now. */
@@ -416,10 +438,14 @@ store_ledger_begin(struct db *db, const char *run_id, const struct store_batch *
     if (!arrays_end(&a))
         rc = err_set(e, ERR_INTERNAL, "ledger: batch too large");
     if (rc == ERR_OK) {
-        const char *params[] = {run_id,         buf_str(&a.col[0]),
-                                buf_str(&a.col[1]), buf_str(&a.col[2]),
-                                sending_max, sql_bool(consent->needs_order_updates),
-                                window, unknown_max,
+        const char *params[] = {run_id,
+                                buf_str(&a.col[0]),
+                                buf_str(&a.col[1]),
+                                buf_str(&a.col[2]),
+                                sending_max,
+                                sql_bool(consent->needs_order_updates),
+                                window,
+                                unknown_max,
                                 sql_bool(consent->order_updates_unset),
                                 sql_bool(consent->needs_marketing),
                                 sql_bool(consent->marketing_unset)};
@@ -432,9 +458,9 @@ store_ledger_begin(struct db *db, const char *run_id, const struct store_batch *
 }
 
 /* An outcome (status, SMTP reply) from the input row i onto the ledger row d. */
-#define SET_OUTCOME                                                                            \
-    "   SET status = i.status, smtp_code = i.code, smtp_enhanced = i.enh, smtp_text = i.txt,"  \
-    "       updated_at = now(),"                                                               \
+#define SET_OUTCOME                                                                                \
+    "   SET status = i.status, smtp_code = i.code, smtp_enhanced = i.enh, smtp_text = i.txt,"      \
+    "       updated_at = now(),"                                                                   \
     "       sent_at = CASE WHEN i.status = 'sent' THEN now() ELSE d.sent_at END"
 
 /* Adds one outcome to the six arrays both outcome statements take (id, due_at, status,
@@ -454,8 +480,7 @@ add_outcome(struct arrays *a, const char *id, const char *due_at, const char *st
 }
 
 static const char SQL_LEDGER_FINISH[] =
-    "UPDATE recovery_deliveries d"
-    SET_OUTCOME
+    "UPDATE recovery_deliveries d" SET_OUTCOME
     "  FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::int[], $5::text[],"
     "              $6::text[]) AS i(id, due_at, status, code, enh, txt)"
     " WHERE d.orchestration_id = i.id AND d.due_at = i.due_at"
@@ -478,8 +503,13 @@ store_ledger_finish(struct db *db, const char *run_id, const struct store_batch 
     if (!arrays_end(&a))
         rc = err_set(e, ERR_INTERNAL, "ledger: batch too large");
     if (rc == ERR_OK) {
-        const char *params[] = {buf_str(&a.col[0]), buf_str(&a.col[1]), buf_str(&a.col[2]),
-                                buf_str(&a.col[3]), buf_str(&a.col[4]), buf_str(&a.col[5]), run_id};
+        const char *params[] = {buf_str(&a.col[0]),
+                                buf_str(&a.col[1]),
+                                buf_str(&a.col[2]),
+                                buf_str(&a.col[3]),
+                                buf_str(&a.col[4]),
+                                buf_str(&a.col[5]),
+                                run_id};
         rc = db_exec(db, SQL_LEDGER_FINISH, 7, params, NULL, e);
     }
     arrays_free(&a);
@@ -492,8 +522,7 @@ store_ledger_finish(struct db *db, const char *run_id, const struct store_batch 
  * out) and replies (sending -> outcome) of any rows, in one statement. Both are fenced by
  * run_id, so a worker that lost its lease never writes over the one that took the row. */
 static const char SQL_LEDGER_PROGRESS[] =
-    "UPDATE recovery_deliveries d"
-    SET_OUTCOME
+    "UPDATE recovery_deliveries d" SET_OUTCOME
     "  FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::int[], $5::text[], $6::text[])"
     "       WITH ORDINALITY AS i(id, due_at, status, code, enh, txt, ord)"
     " WHERE d.orchestration_id = i.id AND d.due_at = i.due_at AND d.run_id = $7"
@@ -520,8 +549,12 @@ store_ledger_progress(struct db *db, const char *run_id, const struct store_prog
     if (!arrays_end(&a))
         rc = err_set(e, ERR_INTERNAL, "ledger: too many entries");
     if (rc == ERR_OK) {
-        const char *params[] = {buf_str(&a.col[0]), buf_str(&a.col[1]), buf_str(&a.col[2]),
-                                buf_str(&a.col[3]), buf_str(&a.col[4]), buf_str(&a.col[5]),
+        const char *params[] = {buf_str(&a.col[0]),
+                                buf_str(&a.col[1]),
+                                buf_str(&a.col[2]),
+                                buf_str(&a.col[3]),
+                                buf_str(&a.col[4]),
+                                buf_str(&a.col[5]),
                                 run_id};
         rc = exec_ordinals(db, SQL_LEDGER_PROGRESS, 7, params, applied, n, e);
     }
@@ -573,8 +606,7 @@ static const char SQL_FINALISE[] =
 
 int
 store_finalise(struct db *db, const char *run_id, const struct store_batch *b,
-               const struct store_final *f, size_t n, bool *finalised, bool *lost,
-               struct err *e)
+               const struct store_final *f, size_t n, bool *finalised, bool *lost, struct err *e)
 {
     if (n == 0)
         return ERR_OK;
@@ -602,8 +634,12 @@ store_finalise(struct db *db, const char *run_id, const struct store_batch *b,
         rc = err_set(e, ERR_INTERNAL, "finalise: batch too large");
     struct db_res *r = NULL;
     if (rc == ERR_OK) {
-        const char *params[] = {run_id, buf_str(&a.col[0]), buf_str(&a.col[1]),
-                                buf_str(&a.col[2]), buf_str(&a.col[3]), buf_str(&a.col[4])};
+        const char *params[] = {run_id,
+                                buf_str(&a.col[0]),
+                                buf_str(&a.col[1]),
+                                buf_str(&a.col[2]),
+                                buf_str(&a.col[3]),
+                                buf_str(&a.col[4])};
         rc = db_exec(db, SQL_FINALISE, 6, params, &r, e);
     }
     for (size_t i = 0; rc == ERR_OK && i < db_res_rows(r); i++) {
@@ -662,8 +698,7 @@ store_local_time(struct db *db, const char *zone, int *seconds_of_day, struct er
 {
     const char *params[] = {zone};
     struct db_res *r = NULL;
-    int rc = db_exec(db,
-                     "SELECT EXTRACT(EPOCH FROM (now() AT TIME ZONE $1)::time)::int", 1, params,
+    int rc = db_exec(db, "SELECT EXTRACT(EPOCH FROM (now() AT TIME ZONE $1)::time)::int", 1, params,
                      &r, e);
     if (rc == ERR_OK)
         *seconds_of_day = (int)to_long(db_res_get(r, 0, 0));

@@ -19,26 +19,26 @@
  * owned by the batch (store_batch_free). */
 struct store_row {
     char *id;
-    char *due_at;          /* next_action_at that made it due, exact text round-trip */
-    char *due_us;          /* the same instant in microseconds since the epoch */
+    char *due_at; /* next_action_at that made it due, exact text round-trip */
+    char *due_us; /* the same instant in microseconds since the epoch */
     char *stage;
-    char *order_id;        /* NULL when the order is missing */
+    char *order_id; /* NULL when the order is missing */
     char *order_number;
     char *total;
     char *currency;
-    char *user_id;         /* the order's user, NULL when none */
+    char *user_id; /* the order's user, NULL when none */
     char *email;
     char *display_name;
     enum policy_pref order_updates;      /* the member's preference, as stored */
     enum policy_pref marketing_messages; /* the member's preference, as stored */
-    long long since_last_prompt_ms; /* since any prompt to this member was sent; -1 never */
+    long long since_last_prompt_ms;      /* since any prompt to this member was sent; -1 never */
     bool has_member;
     long pending_intents;
     long prompts_sent;
     long deferrals;
-    char *ledger_status;   /* NULL when this due occurrence has no ledger row */
+    char *ledger_status; /* NULL when this due occurrence has no ledger row */
     long ledger_attempts;
-    long long age_ms;      /* since the orchestration's created_at; -1 when unknown */
+    long long age_ms; /* since the orchestration's created_at; -1 when unknown */
 };
 
 struct store_batch {
@@ -68,14 +68,13 @@ void store_batch_free(struct store_batch *b);
  * within it, whichever worker sends it.
  * ok[i] is set for the rows that may be sent now. message_ids[i] is the deterministic id. */
 int store_ledger_begin(struct db *db, const char *run_id, const struct store_batch *b,
-                       const size_t *idx, char *const *message_ids, size_t n,
-                       int limit_sending, int limit_unknown,
-                       const struct policy_consent_terms *consent, long long member_window_ms,
-                       bool *ok, struct err *e);
+                       const size_t *idx, char *const *message_ids, size_t n, int limit_sending,
+                       int limit_unknown, const struct policy_consent_terms *consent,
+                       long long member_window_ms, bool *ok, struct err *e);
 
 struct store_delivery {
-    size_t row;             /* index into the batch */
-    const char *status;     /* sent | deferred | failed | unknown | released */
+    size_t row;         /* index into the batch */
+    const char *status; /* sent | deferred | failed | unknown | released */
     int code;
     const char *enhanced;
     const char *text;
@@ -89,9 +88,9 @@ int store_ledger_finish(struct db *db, const char *run_id, const struct store_ba
 
 /* One step of a delivery as the journal records it while the sessions run. */
 struct store_progress {
-    const char *id;       /* orchestration id (borrowed) */
-    const char *due_at;   /* the due occurrence (borrowed) */
-    const char *status;   /* "sending" (its data is about to go out) or the outcome */
+    const char *id;     /* orchestration id (borrowed) */
+    const char *due_at; /* the due occurrence (borrowed) */
+    const char *status; /* "sending" (its data is about to go out) or the outcome */
     int code;
     const char *enhanced;
     const char *text;
@@ -104,10 +103,10 @@ int store_ledger_progress(struct db *db, const char *run_id, const struct store_
                           size_t n, bool *applied, struct err *e);
 
 struct store_final {
-    size_t row;             /* index into the batch */
-    json_t *patch;          /* metadata keys to merge (borrowed) */
-    json_t *payload;        /* event payload (borrowed) */
-    long long next_ms;      /* next_action_at = now + next_ms; < 0 clears it */
+    size_t row;        /* index into the batch */
+    json_t *patch;     /* metadata keys to merge (borrowed) */
+    json_t *payload;   /* event payload (borrowed) */
+    long long next_ms; /* next_action_at = now + next_ms; < 0 clears it */
 };
 
 /* Finalises in one statement (so one transaction): for each row still claimed by run_id
@@ -122,8 +121,8 @@ int store_finalise(struct db *db, const char *run_id, const struct store_batch *
 /* Gives claimed rows back. clear_lease: the row is due again at once (the relay failed
  * before it was offered); otherwise the lease runs out first, so a row this sweep could
  * not handle is not claimed again by the same sweep. */
-int store_release(struct db *db, const char *run_id, const struct store_batch *b,
-                  const size_t *idx, size_t n, bool clear_lease, struct err *e);
+int store_release(struct db *db, const char *run_id, const struct store_batch *b, const size_t *idx,
+                  size_t n, bool clear_lease, struct err *e);
 
 /* The time of day in the IANA zone, in seconds since local midnight. ERR_DATA when
  * PostgreSQL does not know the zone. */

@@ -65,6 +65,8 @@ static const char SQL_CREATE[] =
  * come from TRANSITION_SETS, so the numbers are the enum's. */
 #define SET_TS(c, a, g) c " = CASE " a "::int" TRANSITION_SETS(ACTION_ARM, (c, g)) " ELSE " c " END"
 
+/* The SET_TS arms are pieces of one string literal. */
+/* clang-format off */
 static const char SQL_APPLY[] =
     "WITH u AS ("
     "  UPDATE checkout_orchestrations SET"
@@ -84,6 +86,7 @@ static const char SQL_APPLY[] =
     " SELECT gen_random_uuid(), id, $11, $12, $13, COALESCE($14::jsonb, '{}'::jsonb),"
     "        clock_timestamp()"
     "   FROM u";
+/* clang-format on */
 
 int
 store_event_status(struct db *db, const char *order_id, char **json, struct err *e)
@@ -142,11 +145,19 @@ store_event_write(struct db *db, const char *id, const struct transition_result 
     for (int i = 0; i < 5; i++)
         snprintf(acts[i], sizeof acts[i], "%d", (int)sets[i]);
     /* $1 .. $14 of SQL_APPLY */
-    const char *params[] = {
-        id, transition_stage_name(t->stage), transition_status_name(t->status),
-        acts[0], acts[1], acts[2], acts[3], acts[4], x->next_action_at, x->metadata_patch,
-        transition_stage_name(t->event_stage), transition_status_name(t->event_status),
-        x->note, x->payload,
-    };
+    const char *params[] = {id,
+                            transition_stage_name(t->stage),
+                            transition_status_name(t->status),
+                            acts[0],
+                            acts[1],
+                            acts[2],
+                            acts[3],
+                            acts[4],
+                            x->next_action_at,
+                            x->metadata_patch,
+                            transition_stage_name(t->event_stage),
+                            transition_status_name(t->event_status),
+                            x->note,
+                            x->payload};
     return db_exec(db, SQL_APPLY, 14, params, NULL, e);
 }

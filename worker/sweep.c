@@ -30,10 +30,10 @@ struct item {
     enum policy_action action;
     enum policy_delivery delivery;
     char message_id[MIME_MESSAGE_ID_MAX + 1]; /* this due occurrence's, sent now or not */
-    struct buf message;     /* rendered prompt, for rows to send */
-    size_t send_slot;       /* index into the batch's smtp messages, when sent */
-    bool ledger_ok;         /* the ledger let us send this occurrence */
-    bool released;          /* handed back unfinished */
+    struct buf message;                       /* rendered prompt, for rows to send */
+    size_t send_slot;                         /* index into the batch's smtp messages, when sent */
+    bool ledger_ok;                           /* the ledger let us send this occurrence */
+    bool released;                            /* handed back unfinished */
 };
 
 struct ctx {
@@ -45,7 +45,7 @@ struct ctx {
     struct sweep_summary *sum;
     struct journal *journal;
     struct send_pool *pool;
-    struct links *links;    /* signs resume and unsubscribe links; read-only while sending */
+    struct links *links;     /* signs resume and unsubscribe links; read-only while sending */
     long long quiet_wait_ms; /* > 0 while inside the quiet hours (per batch) */
     unsigned int seed;
 };
@@ -56,7 +56,8 @@ sweep_new_run_id(char out[17])
     unsigned char raw[8];
     if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
         /* The kernel's source should never fail; fall back to time and pid. */
-        unsigned long long v = (unsigned long long)time(NULL) ^ ((unsigned long long)getpid() << 32);
+        unsigned long long v =
+            (unsigned long long)time(NULL) ^ ((unsigned long long)getpid() << 32);
         memcpy(raw, &v, sizeof raw);
     }
     for (int i = 0; i < 8; i++)
@@ -70,16 +71,15 @@ facts_of(const struct ctx *c, const struct store_row *row)
         .order_found = row->order_id != NULL,
         .has_user = row->user_id != NULL && row->email != NULL,
         .email_valid = row->email != NULL && addr_valid(row->email, ADDR_LITERAL),
-        .opted_out = !policy_consents(c->s->consent, row->order_updates,
-                                      row->marketing_messages),
+        .opted_out = !policy_consents(c->s->consent, row->order_updates, row->marketing_messages),
         .has_member = row->has_member,
         .pending_intents = row->pending_intents,
         .prompts_sent = row->prompts_sent,
         .deferrals = row->deferrals,
         .ledger_status = policy_ledger_parse(row->ledger_status),
         .ledger_attempts = row->ledger_attempts,
-        .cap_wait_ms = policy_member_cap_wait_ms(c->s->member_min_interval_ms,
-                                                 row->since_last_prompt_ms),
+        .cap_wait_ms =
+            policy_member_cap_wait_ms(c->s->member_min_interval_ms, row->since_last_prompt_ms),
         .quiet_wait_ms = c->quiet_wait_ms,
         .age_ms = row->age_ms,
     };
@@ -214,14 +214,14 @@ decide(struct ctx *c, const struct store_batch *b, struct item *items)
 struct batch {
     struct store_batch b;
     struct item *items;
-    size_t *idx;               /* rows to send, in batch order */
+    size_t *idx; /* rows to send, in batch order */
     size_t nsend;
     struct smtp_message *msgs; /* the rows the ledger let through */
     struct send_key *keys;     /* their ledger rows */
     bool *recorded;            /* the journal holds the outcome */
     size_t nmsgs;
-    struct send_job *job;      /* while with the relay */
-    int relay_rc;              /* the relay failed while sending this batch */
+    struct send_job *job; /* while with the relay */
+    int relay_rc;         /* the relay failed while sending this batch */
     struct err relay_err;
 };
 
@@ -346,8 +346,8 @@ static json_t *
 payload_of(const struct ctx *c, const struct store_row *row, const struct item *it,
            const struct policy_final *f, const struct smtp_message *m)
 {
-    json_t *p = json_pack("{s:s,s:s,s:s,s:I}", "outcome", f->outcome, "runId", c->run_id,
-                          "stage", row->stage, "intentCount", (json_int_t)row->pending_intents);
+    json_t *p = json_pack("{s:s,s:s,s:s,s:I}", "outcome", f->outcome, "runId", c->run_id, "stage",
+                          row->stage, "intentCount", (json_int_t)row->pending_intents);
     if (it->action == POLICY_SEND || it->action == POLICY_ALREADY_SENT ||
         it->action == POLICY_ORPHANED) {
         json_object_set_new(p, "messageId", json_string(it->message_id));
@@ -394,8 +394,8 @@ log_row(const struct store_row *row, const char *outcome, const char *what)
  * payload. The sweep writes it (finalise); a dry run prints it instead. */
 struct preview {
     struct policy_final pf;
-    json_t *patch;   /* new */
-    json_t *payload; /* new */
+    json_t *patch;     /* new */
+    json_t *payload;   /* new */
     long long next_ms; /* next_action_at = now + next_ms; < 0 clears it */
 };
 
@@ -450,13 +450,11 @@ finalise(struct ctx *c, const struct store_batch *b, struct item *items,
         if (rc == ERR_OK && lost[k]) {
             c->sum->lost_leases++;
             log_warn("lease lost to another worker; not finalised",
-                     json_pack("{s:s,s:s}", "orchestration_id", row->id, "outcome",
-                               pf[k].outcome));
+                     json_pack("{s:s,s:s}", "orchestration_id", row->id, "outcome", pf[k].outcome));
         } else if (rc == ERR_OK && !done[k]) {
             c->sum->superseded++;
             log_info("orchestration changed by the storefront; not finalised",
-                     json_pack("{s:s,s:s}", "orchestration_id", row->id, "outcome",
-                               pf[k].outcome));
+                     json_pack("{s:s,s:s}", "orchestration_id", row->id, "outcome", pf[k].outcome));
         } else if (rc == ERR_OK) {
             log_row(row, pf[k].outcome, "orchestration finalised");
         }
@@ -477,8 +475,7 @@ out:
 /* Ledger rows a dead worker left 'sending' become 'unknown': the relay may or may not have
  * taken the message, and the default policy does not resend it. */
 static int
-mark_orphans(struct ctx *c, const struct store_batch *b, const struct item *items,
-             struct err *e)
+mark_orphans(struct ctx *c, const struct store_batch *b, const struct item *items, struct err *e)
 {
     size_t n = 0;
     for (size_t i = 0; i < b->n; i++)
@@ -549,8 +546,8 @@ batch_prepare(struct ctx *c, struct batch *bt, struct err *e)
     struct policy_consent_terms consent = policy_consent_terms(c->s->consent);
     rc = store_ledger_begin(c->db, c->run_id, b, bt->idx, mids, bt->nsend,
                             policy_resend_limit(POLICY_LEDGER_SENDING, rules.on_unknown),
-                            policy_resend_limit(POLICY_LEDGER_UNKNOWN, rules.on_unknown),
-                            &consent, c->s->member_min_interval_ms, ok, e);
+                            policy_resend_limit(POLICY_LEDGER_UNKNOWN, rules.on_unknown), &consent,
+                            c->s->member_min_interval_ms, ok, e);
     if (rc != ERR_OK)
         goto out;
     failpoint("after_ledger_begin");
@@ -692,8 +689,7 @@ dry_run_write(const struct ctx *c, const struct store_row *row, const struct ite
         sizeof path)
         return err_set(e, ERR_USAGE, "--dry-run-dir: path too long");
     FILE *f = fopen(path, "wb");
-    bool ok = f != NULL && fwrite(buf_str(&it->message), 1, it->message.len, f) ==
-                               it->message.len;
+    bool ok = f != NULL && fwrite(buf_str(&it->message), 1, it->message.len, f) == it->message.len;
     int saved = errno;
     if (f != NULL && fclose(f) != 0 && ok) {
         ok = false;
@@ -710,10 +706,10 @@ static void
 dry_run_print(const struct ctx *c, const struct store_row *row, const struct item *it,
               const struct preview *p)
 {
-    json_t *line = json_pack("{s:b,s:s,s:s?,s:s,s:s,s:s?,s:b}", "dry_run", 1, "orchestration_id",
-                             row->id, "order_id", row->order_id, "action",
-                             policy_action_name(it->action), "outcome", p->pf.outcome, "note",
-                             p->pf.note, "escalate", p->pf.escalate);
+    json_t *line =
+        json_pack("{s:b,s:s,s:s?,s:s,s:s,s:s?,s:b}", "dry_run", 1, "orchestration_id", row->id,
+                  "order_id", row->order_id, "action", policy_action_name(it->action), "outcome",
+                  p->pf.outcome, "note", p->pf.note, "escalate", p->pf.escalate);
     if (it->action == POLICY_SEND) {
         json_object_set_new(line, "message_id", json_string(it->message_id));
         json_object_set_new(line, "message_bytes", json_integer((json_int_t)it->message.len));
@@ -873,13 +869,18 @@ draw_progress(long done, long due, long long elapsed_ms)
 
 int
 sweep_run(struct db *db, struct db *journal, struct db *db2, const struct settings *s,
-          const struct prompt_templates *t, const char *run_id,
-          const struct sweep_options *opt, struct sweep_summary *sum, struct err *e)
+          const struct prompt_templates *t, const char *run_id, const struct sweep_options *opt,
+          struct sweep_summary *sum, struct err *e)
 {
     long long started = clock_mono_ms();
     memset(sum, 0, sizeof *sum);
     struct ctx c = {
-        .db = db, .s = s, .t = t, .run_id = run_id, .opt = opt, .sum = sum,
+        .db = db,
+        .s = s,
+        .t = t,
+        .run_id = run_id,
+        .opt = opt,
+        .sum = sum,
         .seed = (unsigned int)time(NULL) ^ ((unsigned int)getpid() << 16),
     };
     c.links = links_new(s, e);
@@ -905,8 +906,8 @@ sweep_run(struct db *db, struct db *journal, struct db *db2, const struct settin
     long due = 0;
     double oldest = 0;
     /* the progress line is a nicety: without the count it is simply not drawn */
-    bool progress = opt->progress && opt->order_id == NULL &&
-                    store_due_stats(db, &due, &oldest, e) == ERR_OK;
+    bool progress =
+        opt->progress && opt->order_id == NULL && store_due_stats(db, &due, &oldest, e) == ERR_OK;
     err_clear(e);
     if (remaining >= 0 && due > remaining)
         due = remaining;
@@ -945,8 +946,8 @@ sweep_run(struct db *db, struct db *journal, struct db *db2, const struct settin
         }
         /* Once the relay failed, or a stop was asked for, a prepared batch is not sent:
          * completing it releases its messages and finalises the rows that needed no email. */
-        bool hold = relay_rc != ERR_OK || (opt->stop != NULL && *opt->stop) ||
-                    send_pool_halted(c.pool);
+        bool hold =
+            relay_rc != ERR_OK || (opt->stop != NULL && *opt->stop) || send_pool_halted(c.pool);
         if (next != NULL && !hold)
             batch_start(&c, next);
         if (cur != NULL) {

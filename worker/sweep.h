@@ -20,34 +20,34 @@
 #include "settings.h"
 
 struct sweep_options {
-    long limit;              /* at most this many orchestrations; 0 = drain everything due */
-    const char *order_id;    /* only this order's orchestration, due or not */
-    bool dry_run;            /* claim, send and write nothing; describe each decision */
-    FILE *dry_run_out;       /* where dry-run decisions go, one JSON line each */
-    const char *dry_run_dir; /* optional: write each message that would be sent here */
+    long limit;                  /* at most this many orchestrations; 0 = drain everything due */
+    const char *order_id;        /* only this order's orchestration, due or not */
+    bool dry_run;                /* claim, send and write nothing; describe each decision */
+    FILE *dry_run_out;           /* where dry-run decisions go, one JSON line each */
+    const char *dry_run_dir;     /* optional: write each message that would be sent here */
     volatile sig_atomic_t *stop; /* when it becomes non-zero, stop claiming new batches */
-    bool progress;           /* draw done/due, rate and ETA on stderr (a terminal) */
+    bool progress;               /* draw done/due, rate and ETA on stderr (a terminal) */
 };
 
 /* The outcome counters of a sweep, listed once for the struct, the summary line and the
  * metrics: X(field, key in the JSON summary line, `outcome` label of the metrics). */
-#define SWEEP_OUTCOMES(X)                                          \
-    X(nudges_sent, "nudges_sent", "sent")                          \
-    X(skipped_opt_out, "skipped_opt_out", "skipped_opt_out")       \
-    X(no_intents, "no_intents", "no_intents")                      \
-    X(escalations, "escalations", "escalated")                     \
-    X(deferred, "deferred", "deferred")                            \
-    X(failed, "failed", "failed")                                  \
-    X(unknown, "unknown", "unknown")                               \
-    X(already_sent, "already_sent", "already_sent")                \
-    X(max_prompts, "max_prompts", "max_prompts")                   \
-    X(invalid_address, "invalid_address", "invalid_address")       \
-    X(released, "released", "released")                            \
-    X(lost_leases, "lost_leases", "lost_lease")                    \
-    X(superseded, "superseded", "superseded")                      \
-    X(quiet_hours, "quiet_hours", "quiet_hours")                   \
-    X(member_capped, "member_capped", "member_capped")             \
-    X(gave_up, "gave_up", "gave_up")                               \
+#define SWEEP_OUTCOMES(X)                                                                          \
+    X(nudges_sent, "nudges_sent", "sent")                                                          \
+    X(skipped_opt_out, "skipped_opt_out", "skipped_opt_out")                                       \
+    X(no_intents, "no_intents", "no_intents")                                                      \
+    X(escalations, "escalations", "escalated")                                                     \
+    X(deferred, "deferred", "deferred")                                                            \
+    X(failed, "failed", "failed")                                                                  \
+    X(unknown, "unknown", "unknown")                                                               \
+    X(already_sent, "already_sent", "already_sent")                                                \
+    X(max_prompts, "max_prompts", "max_prompts")                                                   \
+    X(invalid_address, "invalid_address", "invalid_address")                                       \
+    X(released, "released", "released")                                                            \
+    X(lost_leases, "lost_leases", "lost_lease")                                                    \
+    X(superseded, "superseded", "superseded")                                                      \
+    X(quiet_hours, "quiet_hours", "quiet_hours")                                                   \
+    X(member_capped, "member_capped", "member_capped")                                             \
+    X(gave_up, "gave_up", "gave_up")                                                               \
     X(resent_in_doubt, "resent_in_doubt", "resent_in_doubt")
 
 struct sweep_summary {
@@ -71,12 +71,12 @@ void sweep_summary_add(struct sweep_summary *to, const struct sweep_summary *fro
 
 /* Runs one sweep. db claims and prepares batches; journal (required unless dry-run) records
  * each message's progress while the sessions run (worker/journal.h); db2 (optional, may be
- * NULL) records and finalises batches at the same time. Returns ERR_OK when it completed, ERR_UNAVAILABLE when
- * the database or the relay failed and the sweep was cut short (what was done is finalised,
- * the rest is released or left to lease expiry), other codes for internal errors. */
+ * NULL) records and finalises batches at the same time. Returns ERR_OK when it completed,
+ * ERR_UNAVAILABLE when the database or the relay failed and the sweep was cut short (what was done
+ * is finalised, the rest is released or left to lease expiry), other codes for internal errors. */
 int sweep_run(struct db *db, struct db *journal, struct db *db2, const struct settings *s,
-              const struct prompt_templates *t, const char *run_id,
-              const struct sweep_options *opt, struct sweep_summary *sum, struct err *e);
+              const struct prompt_templates *t, const char *run_id, const struct sweep_options *opt,
+              struct sweep_summary *sum, struct err *e);
 
 /* The SPEC's summary line (processed, nudges_sent, ...), new JSON object. */
 json_t *sweep_summary_json(const struct sweep_summary *sum);

@@ -10,18 +10,18 @@
  * checkout_orchestration_status_enum, in their order) and the enumerators that stand for
  * them. The worker's lists of stages and statuses (parsing, messages, the prompt copy) and
  * the labels the `event` command writes come from these two. */
-#define TRANSITION_STAGES(X)                                                                   \
-    X(PAYMENT, "payment")                                                                      \
-    X(VERIFICATION, "verification")                                                            \
-    X(LOYALTY_HOLD, "loyalty_hold")                                                            \
-    X(FULFILLMENT, "fulfillment")                                                              \
+#define TRANSITION_STAGES(X)                                                                       \
+    X(PAYMENT, "payment")                                                                          \
+    X(VERIFICATION, "verification")                                                                \
+    X(LOYALTY_HOLD, "loyalty_hold")                                                                \
+    X(FULFILLMENT, "fulfillment")                                                                  \
     X(COMPLETED, "completed")
 
-#define TRANSITION_STATUSES(X)                                                                 \
-    X(NOT_STARTED, "not_started")                                                              \
-    X(IN_PROGRESS, "in_progress")                                                              \
-    X(WAITING, "waiting")                                                                      \
-    X(COMPLETED, "completed")                                                                  \
+#define TRANSITION_STATUSES(X)                                                                     \
+    X(NOT_STARTED, "not_started")                                                                  \
+    X(IN_PROGRESS, "in_progress")                                                                  \
+    X(WAITING, "waiting")                                                                          \
+    X(COMPLETED, "completed")                                                                      \
     X(FAILED, "failed")
 
 #define TRANSITION_STAGE_ENUMERATOR(name, label) TRANSITION_STAGE_##name,
@@ -35,34 +35,30 @@
 /* In the storefront's order: TRANSITION_STAGE_COMPLETED is the last, and
  * transition_apply() advances a stage by adding one. */
 enum transition_stage {
-    TRANSITION_STAGES(TRANSITION_STAGE_ENUMERATOR)
-    TRANSITION_STAGE_INVALID = -1,
+    TRANSITION_STAGES(TRANSITION_STAGE_ENUMERATOR) TRANSITION_STAGE_INVALID = -1,
 };
 
 enum transition_status {
-    TRANSITION_STATUSES(TRANSITION_STATUS_ENUMERATOR)
-    TRANSITION_STATUS_INVALID = -1,
+    TRANSITION_STATUSES(TRANSITION_STATUS_ENUMERATOR) TRANSITION_STATUS_INVALID = -1,
 };
 
 /* What happens to a timestamp column. The numbers are what the `event` statement
  * (worker/store_event.c) receives and matches on, so they are spelled out here, once. X is
  * called as X(name, number, args), args passed through for callers that need context. */
-#define TRANSITION_SETS(X, args)                                                               \
-    X(KEEP, 0, args)        /* unchanged */                                                    \
-    X(NOW, 1, args)         /* now() */                                                        \
-    X(NOW_IF_NULL, 2, args) /* COALESCE(column, now()) */                                      \
-    X(NULL, 3, args)        /* NULL */                                                         \
+#define TRANSITION_SETS(X, args)                                                                   \
+    X(KEEP, 0, args)        /* unchanged */                                                        \
+    X(NOW, 1, args)         /* now() */                                                            \
+    X(NOW_IF_NULL, 2, args) /* COALESCE(column, now()) */                                          \
+    X(NULL, 3, args)        /* NULL */                                                             \
     X(GIVEN, 4, args)       /* the --next-action-at value (may be NULL) */
 
 #define TRANSITION_SET_ENUMERATOR(name, number, args) TRANSITION_SET_##name = number,
 
-enum transition_set {
-    TRANSITION_SETS(TRANSITION_SET_ENUMERATOR, ~)
-};
+enum transition_set { TRANSITION_SETS(TRANSITION_SET_ENUMERATOR, ~) };
 
 struct transition_result {
-    enum transition_stage stage;    /* new current_stage */
-    enum transition_status status;  /* new stage_status */
+    enum transition_stage stage;   /* new current_stage */
+    enum transition_status status; /* new stage_status */
     enum transition_set started_at;
     enum transition_set completed_at;
     enum transition_set failed_at;

@@ -248,7 +248,8 @@ static void *
 run_session(void *arg)
 {
     struct run *r = arg;
-    struct smtp_hooks hooks = {.before_data = hook_before, .after_reply = hook_after, .arg = &r->log};
+    struct smtp_hooks hooks = {
+        .before_data = hook_before, .after_reply = hook_after, .arg = &r->log};
     long long t0 = now_ms();
     r->rc = smtp_send_batch(r->cfg, r->msgs, r->n, &hooks, &r->report, &r->e);
     r->elapsed = now_ms() - t0;

@@ -161,8 +161,8 @@ struct db *
 support_pg_connect(const char *name)
 {
     char *url = support_pg_url(name);
-    struct db_options opt = {.conninfo = url, .connect_timeout_s = 10,
-                             .application_name = "unit-test"};
+    struct db_options opt = {
+        .conninfo = url, .connect_timeout_s = 10, .application_name = "unit-test"};
     struct err e;
     err_clear(&e);
     struct db *db = db_connect(&opt, &e);

@@ -53,13 +53,13 @@ char *support_out_close(struct support_out *o);
 
 /* Named like cmocka's own assert_string_equal, whose family they join; on failure they print
  * both strings. */
-#define assert_string_contains(haystack, needle)                                               \
+#define assert_string_contains(haystack, needle)                                                   \
     support_assert_contains((haystack), (needle), true, #haystack, __FILE__, __LINE__)
-#define assert_string_lacks(haystack, needle)                                                  \
+#define assert_string_lacks(haystack, needle)                                                      \
     support_assert_contains((haystack), (needle), false, #haystack, __FILE__, __LINE__)
 
-void support_assert_contains(const char *haystack, const char *needle, bool want,
-                             const char *expr, const char *file, int line);
+void support_assert_contains(const char *haystack, const char *needle, bool want, const char *expr,
+                             const char *file, int line);
 
 /* ---- a clock the test moves ------------------------------------------------------------- */
 

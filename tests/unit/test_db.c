@@ -114,9 +114,9 @@ test_db_a_server_asking_for_a_password_not_given_is_a_config_error(void **state)
     (void)state;
     char line[512];
     /* whatever the (possibly translated) text, libpq's flag says it */
-    assert_int_equal(classify(AT "FATAL:  Passwort-Authentifizierung fehlgeschlagen\n", true, line,
-                              sizeof line),
-                     ERR_CONFIG);
+    assert_int_equal(
+        classify(AT "FATAL:  Passwort-Authentifizierung fehlgeschlagen\n", true, line, sizeof line),
+        ERR_CONFIG);
     assert_string_equal(line, AT "FATAL:  Passwort-Authentifizierung fehlgeschlagen");
 }
 
@@ -169,8 +169,8 @@ static void
 test_db_missing_connection_string_is_named_as_the_caller_names_it(void **state)
 {
     (void)state;
-    struct db_options opt = {.conninfo = "", .conninfo_key = "database.url",
-                             .conninfo_env = "DATABASE_URL"};
+    struct db_options opt = {
+        .conninfo = "", .conninfo_key = "database.url", .conninfo_env = "DATABASE_URL"};
     struct err e;
     err_clear(&e);
     assert_null(db_connect(&opt, &e));

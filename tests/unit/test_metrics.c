@@ -464,7 +464,7 @@ test_report_tables_name_every_family_and_outcome_once(void **state)
         "sent",     "skipped_opt_out", "no_intents",   "escalated",   "deferred",
         "failed",   "unknown",         "already_sent", "max_prompts", "invalid_address",
         "released", "lost_lease",      "superseded",   "quiet_hours", "member_capped",
-        "gave_up",         "resent_in_doubt",
+        "gave_up",  "resent_in_doubt",
     };
     size_t k = 0;
     const struct report_outcome *o = report_outcomes(&k);
@@ -516,7 +516,8 @@ test_report_live_metrics_keep_the_last_success_across_a_failed_sweep(void **stat
     assert_string_lacks(t, "last_sweep");
     assert_string_lacks(t, "due_orchestrations");
     assert_string_contains(t, "recovery_worker_database_up 0\n");
-    assert_string_contains(t, "recovery_worker_unsubscribe_requests_total{result=\"unsubscribed\"} 0\n");
+    assert_string_contains(
+        t, "recovery_worker_unsubscribe_requests_total{result=\"unsubscribed\"} 0\n");
     metrics_free(&m);
 }
 

@@ -38,8 +38,8 @@ test_policy_missing_order_escalates_and_stops(void **state)
     struct policy_facts f = eligible();
     f.order_found = false;
     assert_int_equal(policy_decide(&f, &rules), POLICY_ESCALATE_NO_ORDER);
-    struct policy_final r = policy_finalise(POLICY_ESCALATE_NO_ORDER, POLICY_DELIVERY_NONE, &f,
-                                            &timing, 0);
+    struct policy_final r =
+        policy_finalise(POLICY_ESCALATE_NO_ORDER, POLICY_DELIVERY_NONE, &f, &timing, 0);
     assert_true(r.escalate);
     assert_true(r.stop);
 }
@@ -50,8 +50,8 @@ test_policy_order_without_user_escalates_with_the_storefront_note(void **state)
     struct policy_facts f = eligible();
     f.has_user = false;
     assert_int_equal(policy_decide(&f, &rules), POLICY_ESCALATE_NO_USER);
-    struct policy_final r = policy_finalise(POLICY_ESCALATE_NO_USER, POLICY_DELIVERY_NONE, &f,
-                                            &timing, 0);
+    struct policy_final r =
+        policy_finalise(POLICY_ESCALATE_NO_USER, POLICY_DELIVERY_NONE, &f, &timing, 0);
     assert_true(r.escalate);
     assert_false(r.stop);
     assert_string_equal(r.note, "Missing member for checkout recovery");
@@ -67,7 +67,8 @@ test_policy_no_member_or_no_intents_gives_the_note_and_no_email(void **state)
     f = eligible();
     f.pending_intents = 0;
     assert_int_equal(policy_decide(&f, &rules), POLICY_NO_INTENTS);
-    struct policy_final r = policy_finalise(POLICY_NO_INTENTS, POLICY_DELIVERY_NONE, &f, &timing, 0);
+    struct policy_final r =
+        policy_finalise(POLICY_NO_INTENTS, POLICY_DELIVERY_NONE, &f, &timing, 0);
     assert_string_equal(r.note, "No pending checkout intents");
     assert_false(r.escalate);
 }
@@ -90,7 +91,8 @@ test_policy_prompt_cap_stops_nudging(void **state)
     assert_int_equal(policy_decide(&f, &rules), POLICY_MAX_PROMPTS);
     f.prompts_sent = 2;
     assert_int_equal(policy_decide(&f, &rules), POLICY_SEND);
-    struct policy_final r = policy_finalise(POLICY_MAX_PROMPTS, POLICY_DELIVERY_NONE, &f, &timing, 0);
+    struct policy_final r =
+        policy_finalise(POLICY_MAX_PROMPTS, POLICY_DELIVERY_NONE, &f, &timing, 0);
     assert_true(r.stop);
 }
 
@@ -100,8 +102,8 @@ test_policy_invalid_address_is_skipped_and_escalated(void **state)
     struct policy_facts f = eligible();
     f.email_valid = false;
     assert_int_equal(policy_decide(&f, &rules), POLICY_INVALID_ADDRESS);
-    struct policy_final r = policy_finalise(POLICY_INVALID_ADDRESS, POLICY_DELIVERY_NONE, &f,
-                                            &timing, 0);
+    struct policy_final r =
+        policy_finalise(POLICY_INVALID_ADDRESS, POLICY_DELIVERY_NONE, &f, &timing, 0);
     assert_true(r.escalate);
 }
 
@@ -122,8 +124,8 @@ test_policy_ledger_failed_is_finalised_as_failed_without_sending(void **state)
     struct policy_facts f = eligible();
     f.ledger_status = POLICY_LEDGER_FAILED;
     assert_int_equal(policy_decide(&f, &rules), POLICY_ALREADY_FAILED);
-    struct policy_final r = policy_finalise(POLICY_ALREADY_FAILED, POLICY_DELIVERY_NONE, &f,
-                                            &timing, 0);
+    struct policy_final r =
+        policy_finalise(POLICY_ALREADY_FAILED, POLICY_DELIVERY_NONE, &f, &timing, 0);
     assert_string_equal(r.outcome, "failed");
     assert_true(r.escalate);
     assert_true(r.stop);
@@ -217,8 +219,8 @@ test_policy_quiet_hours_defer_to_their_end(void **state)
     f.quiet_wait_ms = 3600 * 1000;
     f.cap_wait_ms = 10;
     assert_int_equal(policy_decide(&f, &rules), POLICY_QUIET_HOURS);
-    struct policy_final r = policy_finalise(POLICY_QUIET_HOURS, POLICY_DELIVERY_NONE, &f,
-                                            &timing, 0.5);
+    struct policy_final r =
+        policy_finalise(POLICY_QUIET_HOURS, POLICY_DELIVERY_NONE, &f, &timing, 0.5);
     assert_true(r.next_ms >= f.quiet_wait_ms && r.next_ms <= f.quiet_wait_ms + 600000);
     assert_false(r.stop);
     assert_string_equal(r.outcome, "quiet_hours");
@@ -230,8 +232,8 @@ test_policy_member_cap_defers_and_opt_out_still_wins(void **state)
     struct policy_facts f = eligible();
     f.cap_wait_ms = 5000;
     assert_int_equal(policy_decide(&f, &rules), POLICY_MEMBER_CAPPED);
-    struct policy_final r = policy_finalise(POLICY_MEMBER_CAPPED, POLICY_DELIVERY_NONE, &f,
-                                            &timing, 0);
+    struct policy_final r =
+        policy_finalise(POLICY_MEMBER_CAPPED, POLICY_DELIVERY_NONE, &f, &timing, 0);
     assert_int_equal(r.next_ms, 5000);
     assert_string_equal(r.outcome, "member_capped");
     f.opted_out = true;
@@ -243,8 +245,8 @@ test_policy_member_cap_defers_and_opt_out_still_wins(void **state)
 static void
 test_policy_give_up_after_the_recovery_window_stops_nudging_once(void **state)
 {
-    struct policy_rules window = {.max_prompts = 3, .on_unknown = POLICY_UNKNOWN_SKIP,
-                                  .give_up_after_ms = 30 * DAY_MS};
+    struct policy_rules window = {
+        .max_prompts = 3, .on_unknown = POLICY_UNKNOWN_SKIP, .give_up_after_ms = 30 * DAY_MS};
     struct policy_facts f = eligible();
     f.age_ms = 40 * DAY_MS;
     assert_int_equal(policy_decide(&f, &window), POLICY_GIVE_UP);
@@ -268,8 +270,8 @@ test_policy_give_up_after_the_recovery_window_stops_nudging_once(void **state)
 static void
 test_policy_give_up_spares_young_orchestrations_and_is_off_at_zero(void **state)
 {
-    struct policy_rules window = {.max_prompts = 3, .on_unknown = POLICY_UNKNOWN_SKIP,
-                                  .give_up_after_ms = 30 * DAY_MS};
+    struct policy_rules window = {
+        .max_prompts = 3, .on_unknown = POLICY_UNKNOWN_SKIP, .give_up_after_ms = 30 * DAY_MS};
     struct policy_facts f = eligible();
     f.age_ms = 30 * DAY_MS - 1;
     assert_int_equal(policy_decide(&f, &window), POLICY_SEND);
@@ -283,8 +285,8 @@ test_policy_give_up_spares_young_orchestrations_and_is_off_at_zero(void **state)
 static void
 test_policy_give_up_never_hides_a_delivery_already_made(void **state)
 {
-    struct policy_rules window = {.max_prompts = 3, .on_unknown = POLICY_UNKNOWN_SKIP,
-                                  .give_up_after_ms = 30 * DAY_MS};
+    struct policy_rules window = {
+        .max_prompts = 3, .on_unknown = POLICY_UNKNOWN_SKIP, .give_up_after_ms = 30 * DAY_MS};
     struct policy_facts f = eligible();
     f.age_ms = 40 * DAY_MS;
     f.ledger_status = POLICY_LEDGER_SENT;
@@ -309,7 +311,7 @@ test_policy_unsubscribe_turns_off_the_preference_the_consent_basis_needs(void **
 static void
 test_policy_ledger_statuses_round_trip_through_their_database_words(void **state)
 {
-    static const char *const words[] = {"queued", "sending",  "sent",    "deferred",
+    static const char *const words[] = {"queued", "sending", "sent",    "deferred",
                                         "failed", "unknown", "released"};
     for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
         enum policy_ledger s = policy_ledger_parse(words[i]);
@@ -528,8 +530,8 @@ test_policy_deferrals_spread_by_a_tenth_and_at_most_ten_minutes(void **state)
     struct policy_facts f = eligible();
     /* an hour: up to six minutes more */
     f.quiet_wait_ms = 3600LL * 1000;
-    struct policy_final r = policy_finalise(POLICY_QUIET_HOURS, POLICY_DELIVERY_NONE, &f,
-                                            &timing, 0.999);
+    struct policy_final r =
+        policy_finalise(POLICY_QUIET_HOURS, POLICY_DELIVERY_NONE, &f, &timing, 0.999);
     assert_true(r.next_ms > f.quiet_wait_ms);
     assert_true(r.next_ms <= f.quiet_wait_ms + 360000);
     /* ten hours: the spread is capped at ten minutes */
@@ -550,8 +552,8 @@ test_policy_jitter_outside_zero_to_one_adds_nothing(void **state)
     f.deferrals = 1;
     static const double bad[] = {-0.5, 1.0, 7.0};
     for (size_t i = 0; i < 3; i++) {
-        struct policy_final r = policy_finalise(POLICY_QUIET_HOURS, POLICY_DELIVERY_NONE, &f,
-                                                &timing, bad[i]);
+        struct policy_final r =
+            policy_finalise(POLICY_QUIET_HOURS, POLICY_DELIVERY_NONE, &f, &timing, bad[i]);
         assert_int_equal(r.next_ms, f.quiet_wait_ms);
         r = policy_finalise(POLICY_SEND, POLICY_DELIVERY_DEFERRED, &f, &timing, bad[i]);
         assert_int_equal(r.next_ms, 2 * timing.backoff_base_ms);
@@ -566,8 +568,7 @@ test_policy_quiet_hours_start_inclusive_end_exclusive(void **state)
     assert_int_equal(policy_quiet_wait_ms(22 * 60, 8 * 60, 8 * 3600 - 1), 1000);
     assert_int_equal(policy_quiet_wait_ms(22 * 60, 8 * 60, 21 * 3600 + 3599), 0);
     /* just before midnight the wait runs over it */
-    assert_int_equal(policy_quiet_wait_ms(22 * 60, 8 * 60, 24 * 3600 - 1),
-                     (8LL * 3600 + 1) * 1000);
+    assert_int_equal(policy_quiet_wait_ms(22 * 60, 8 * 60, 24 * 3600 - 1), (8LL * 3600 + 1) * 1000);
     /* at midnight, in a window that starts there */
     assert_int_equal(policy_quiet_wait_ms(0, 6 * 60, 0), 6LL * 3600 * 1000);
 }
@@ -576,9 +577,9 @@ static void
 test_policy_action_names_are_stable_and_distinct(void **state)
 {
     static const char *const names[] = {
-        "send",          "missing_order",  "missing_member", "no_intents",     "skipped_opt_out",
-        "max_prompts",   "invalid_address", "already_sent",  "already_failed", "delivery_unknown",
-        "quiet_hours",   "member_capped",  "gave_up",
+        "send",        "missing_order",   "missing_member", "no_intents",     "skipped_opt_out",
+        "max_prompts", "invalid_address", "already_sent",   "already_failed", "delivery_unknown",
+        "quiet_hours", "member_capped",   "gave_up",
     };
     size_t n = sizeof names / sizeof *names;
     assert_int_equal(n, POLICY_GIVE_UP + 1);
@@ -622,7 +623,8 @@ main(void)
         cmocka_unit_test(test_policy_consent_terms_for_the_ledger_recheck_agree_with_the_decision),
         cmocka_unit_test(test_policy_consent_bases_are_named_as_in_the_configuration),
         cmocka_unit_test(test_policy_member_cap_waits_out_the_rest_of_the_window),
-        cmocka_unit_test(test_policy_member_cap_spares_a_member_never_prompted_or_prompted_long_ago),
+        cmocka_unit_test(
+            test_policy_member_cap_spares_a_member_never_prompted_or_prompted_long_ago),
         cmocka_unit_test(test_policy_member_cap_is_off_at_zero),
         cmocka_unit_test(test_policy_member_with_several_rows_in_a_batch_gets_the_first_only),
         cmocka_unit_test(test_policy_checks_run_in_the_storefront_order_with_the_ledger_first),

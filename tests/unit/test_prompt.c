@@ -101,8 +101,7 @@ part_body(const char *msg, const char *type)
     for (; p < end; p++) {
         if (p[0] == '=' && p[1] == '\r' && p[2] == '\n') {
             p += 2;
-        } else if (p[0] == '=' && support_hex_digit(p[1]) >= 0 &&
-                   support_hex_digit(p[2]) >= 0) {
+        } else if (p[0] == '=' && support_hex_digit(p[1]) >= 0 && support_hex_digit(p[2]) >= 0) {
             buf_putc(&out, (char)(support_hex_digit(p[1]) * 16 + support_hex_digit(p[2])));
             p += 2;
         } else {
@@ -667,8 +666,7 @@ test_prompt_message_id_keeps_the_longest_allowed_domain_whole(void **state)
     sender[1] = '@';
     memset(sender + 2, 'd', 180);
     sender[182] = '\0';
-    prompt_message_id(out, "3f2a4c1e-9b7d-4e2a-8c1f-0a1b2c3d4e5f", "18446744073709551615",
-                      sender);
+    prompt_message_id(out, "3f2a4c1e-9b7d-4e2a-8c1f-0a1b2c3d4e5f", "18446744073709551615", sender);
     assert_int_equal(strlen(out), PROMPT_MESSAGE_ID_LOCAL_MAX + 1 + 180);
 }
 

@@ -531,7 +531,7 @@ test_settings_every_problem_is_reported_at_once(void **state)
 {
     struct fixture *f = *state;
     support_write_file("worker.yaml", "smtp:\n  port: abc\n  hots: relay\nsweep:\n  lease: 1s\n"
-                              "schedule:\n  jitter: 2h\n");
+                                      "schedule:\n  jitter: 2h\n");
     setenv("SMTP_TLS", "tls", 1);
     setenv("RW_SWEEP_CONCURRENCY", "100", 1);
     assert_int_equal(load(f, NULL), ERR_CONFIG);
@@ -633,7 +633,7 @@ test_settings_quiet_hours_zone_must_be_a_zone_of_the_system(void **state)
     assert_string_equal(f->s.quiet_hours_zone, "Europe/Berlin");
 
     support_write_file("worker.yaml", "sweep:\n  quiet_hours: \"21:00-08:00\"\n"
-                              "  quiet_hours_zone: Mars/Olympus\n");
+                                      "  quiet_hours_zone: Mars/Olympus\n");
     assert_int_equal(load(f, NULL), ERR_CONFIG);
     assert_string_contains(f->problems, "worker.yaml:3:3: sweep.quiet_hours_zone: unknown time "
                                         "zone \"Mars/Olympus\"");

@@ -125,7 +125,7 @@ assert_value(struct fixture *f, const char *sql, const char *id, const char *wan
 }
 
 #define LEDGER_STATUS "SELECT status FROM recovery_deliveries WHERE orchestration_id = $1"
-#define EVENTS                                                                                 \
+#define EVENTS                                                                                     \
     "SELECT count(*)::text FROM checkout_orchestration_events WHERE orchestration_id = $1"
 
 static struct store_batch
@@ -151,8 +151,8 @@ row_of(const struct store_batch *b, const char *id)
 
 /* store_ledger_begin for rows idx[0..n) of b; ok[i] says which may be sent. */
 static void
-begin(struct fixture *f, const char *run, const struct store_batch *b, const size_t *idx,
-      size_t n, enum policy_consent consent, long long window_ms, bool *ok)
+begin(struct fixture *f, const char *run, const struct store_batch *b, const size_t *idx, size_t n,
+      enum policy_consent consent, long long window_ms, bool *ok)
 {
     struct policy_consent_terms terms = policy_consent_terms(consent);
     char *mids[8];
@@ -161,8 +161,7 @@ begin(struct fixture *f, const char *run, const struct store_batch *b, const siz
         mids[i] = support_printf("rw.%s.%s@shop.test", b->rows[idx[i]].id, b->rows[idx[i]].due_us);
     struct err e;
     err_clear(&e);
-    if (store_ledger_begin(f->db, run, b, idx, mids, n, 3, 2, &terms, window_ms, ok, &e) !=
-        ERR_OK)
+    if (store_ledger_begin(f->db, run, b, idx, mids, n, 3, 2, &terms, window_ms, ok, &e) != ERR_OK)
         fail_msg("store_ledger_begin: %s", e.msg);
     for (size_t i = 0; i < n; i++)
         free(mids[i]);
@@ -181,8 +180,8 @@ static bool
 progress(struct fixture *f, const char *run, const struct store_row *row, const char *status,
          int code)
 {
-    struct store_progress p = {row->id, row->due_at, status, code, code ? "2.0.0" : NULL,
-                               code ? "queued as 1A2B" : NULL};
+    struct store_progress p = {row->id, row->due_at,           status,
+                               code,    code ? "2.0.0" : NULL, code ? "queued as 1A2B" : NULL};
     bool applied = true;
     struct err e;
     err_clear(&e);
@@ -266,8 +265,8 @@ test_store_claim_leases_due_rows_to_the_run_and_reads_their_context(void **state
     assert_non_null(r->due_at);
     assert_true(strlen(r->due_us) > 10);
     /* leased: the row is locked past now, and another run finds nothing to claim */
-    assert_value(f, "SELECT locked_until > now() FROM checkout_orchestrations WHERE id = $1",
-                 older, "t");
+    assert_value(f, "SELECT locked_until > now() FROM checkout_orchestrations WHERE id = $1", older,
+                 "t");
     struct store_batch other = claim(f, RUN_B, 10, LEASE_MS, NULL);
     assert_int_equal(other.n, 0);
     store_batch_free(&other);
@@ -301,8 +300,8 @@ test_store_claim_of_one_order_takes_it_before_it_is_due_but_not_from_a_live_clai
 {
     struct fixture *f = fresh(state);
     char *later = seed_orch(f, NULL, "1 hour");
-    char *order = value_of(f, "SELECT order_id::text FROM checkout_orchestrations WHERE id = $1",
-                           later);
+    char *order =
+        value_of(f, "SELECT order_id::text FROM checkout_orchestrations WHERE id = $1", later);
     struct store_batch none = claim(f, RUN_A, 10, LEASE_MS, NULL);
     assert_int_equal(none.n, 0);
     struct store_batch b = claim(f, RUN_A, 1, LEASE_MS, order);
@@ -361,18 +360,21 @@ test_store_finalise_records_the_sweep_and_moves_the_next_action(void **state)
     assert_true(finalise(f, RUN_A, &b, 0, HOUR_MS, &lost));
     assert_false(lost);
     assert_value(f, EVENTS, id, "1");
-    assert_value(f, "SELECT transition_note || ' ' || (payload::json->>'outcome') || ' ' ||"
-                    "       status::text FROM checkout_orchestration_events"
-                    " WHERE orchestration_id = $1",
+    assert_value(f,
+                 "SELECT transition_note || ' ' || (payload::json->>'outcome') || ' ' ||"
+                 "       status::text FROM checkout_orchestration_events"
+                 " WHERE orchestration_id = $1",
                  id, "Recovery sweep executed sent waiting");
     /* metadata merged: the storefront's keys stay, the patch and the sweep's stamp join */
-    assert_value(f, "SELECT (metadata::json->>'k') || (metadata::json->>'recoveryNote') ||"
-                    "       (metadata::json->>'lastRecoveryStage')"
-                    "  FROM checkout_orchestrations WHERE id = $1",
+    assert_value(f,
+                 "SELECT (metadata::json->>'k') || (metadata::json->>'recoveryNote') ||"
+                 "       (metadata::json->>'lastRecoveryStage')"
+                 "  FROM checkout_orchestrations WHERE id = $1",
                  id, "vunitpayment");
-    assert_value(f, "SELECT next_action_at > now() + interval '59 minutes'"
-                    "   AND next_action_at < now() + interval '61 minutes'"
-                    "   AND stage_status = 'waiting' FROM checkout_orchestrations WHERE id = $1",
+    assert_value(f,
+                 "SELECT next_action_at > now() + interval '59 minutes'"
+                 "   AND next_action_at < now() + interval '61 minutes'"
+                 "   AND stage_status = 'waiting' FROM checkout_orchestrations WHERE id = $1",
                  id, "t");
     /* the claim is spent: finalising again does nothing */
     assert_false(finalise(f, RUN_A, &b, 0, HOUR_MS, &lost));
@@ -390,9 +392,10 @@ test_store_finalise_with_a_negative_delay_stops_the_nudges(void **state)
     struct store_batch b = claim(f, RUN_A, 10, LEASE_MS, NULL);
     bool lost = true;
     assert_true(finalise(f, RUN_A, &b, 0, -1, &lost));
-    assert_value(f, "SELECT coalesce(next_action_at::text, 'none') || ' ' ||"
-                    "       coalesce(locked_until::text, 'none')"
-                    "  FROM checkout_orchestrations WHERE id = $1",
+    assert_value(f,
+                 "SELECT coalesce(next_action_at::text, 'none') || ' ' ||"
+                 "       coalesce(locked_until::text, 'none')"
+                 "  FROM checkout_orchestrations WHERE id = $1",
                  id, "none none");
     store_batch_free(&b);
     free(id);
@@ -417,8 +420,8 @@ test_store_row_claimed_by_another_run_is_not_finalised(void **state)
     assert_false(finalise(f, RUN_A, &a, 0, HOUR_MS, &lost));
     assert_true(lost);
     assert_value(f, EVENTS, id, "0");
-    assert_value(f, "SELECT next_action_at < now() FROM checkout_orchestrations WHERE id = $1",
-                 id, "t");
+    assert_value(f, "SELECT next_action_at < now() FROM checkout_orchestrations WHERE id = $1", id,
+                 "t");
     /* B, which holds the claim, does */
     assert_true(finalise(f, RUN_B, &b, 0, HOUR_MS, &lost));
     assert_false(lost);
@@ -490,8 +493,9 @@ test_store_ledger_begin_refuses_a_member_who_opted_out_after_the_claim(void **st
     assert_true(ok[0]);
     assert_false(ok[1]);
     assert_value(f, LEDGER_STATUS, stays, "queued");
-    assert_value(f, "SELECT run_id || ' ' || attempts FROM recovery_deliveries"
-                    " WHERE orchestration_id = $1",
+    assert_value(f,
+                 "SELECT run_id || ' ' || attempts FROM recovery_deliveries"
+                 " WHERE orchestration_id = $1",
                  stays, RUN_A " 1");
     assert_value(f, LEDGER_STATUS, leaves, NULL);
     store_batch_free(&b);
@@ -577,9 +581,10 @@ test_store_ledger_progress_marks_sending_then_the_reply_for_the_run_only(void **
     assert_value(f, LEDGER_STATUS, id, "sending");
     assert_false(progress(f, RUN_B, r, "sent", 250));
     assert_true(progress(f, RUN_A, r, "sent", 250));
-    assert_value(f, "SELECT status || ' ' || smtp_code || ' ' || smtp_enhanced || ' ' ||"
-                    "       (sent_at IS NOT NULL) FROM recovery_deliveries"
-                    " WHERE orchestration_id = $1",
+    assert_value(f,
+                 "SELECT status || ' ' || smtp_code || ' ' || smtp_enhanced || ' ' ||"
+                 "       (sent_at IS NOT NULL) FROM recovery_deliveries"
+                 " WHERE orchestration_id = $1",
                  id, "sent 250 2.0.0 true");
     /* delivered is final */
     assert_false(progress(f, RUN_A, r, "sending", 0));
@@ -602,8 +607,9 @@ test_store_ledger_finish_records_the_run_rows_and_the_orphans_of_any(void **stat
     finish(f, RUN_B, &b, im, "deferred", 451); /* another run's rows stay as they are */
     assert_value(f, LEDGER_STATUS, mine, "queued");
     finish(f, RUN_A, &b, im, "deferred", 451);
-    assert_value(f, "SELECT status || ' ' || smtp_code || ' ' || smtp_enhanced || ' ' ||"
-                    "       smtp_text FROM recovery_deliveries WHERE orchestration_id = $1",
+    assert_value(f,
+                 "SELECT status || ' ' || smtp_code || ' ' || smtp_enhanced || ' ' ||"
+                 "       smtp_text FROM recovery_deliveries WHERE orchestration_id = $1",
                  mine, "deferred 451 4.7.1 try again later");
     /* an outcome already recorded is not written over */
     finish(f, RUN_A, &b, im, "sent", 250);

@@ -50,16 +50,16 @@ test_sweep_summary_add_adds_every_outcome_counter(void **state)
     (void)state;
     struct sweep_summary to = {0}, from = {0};
     long v = 1;
-#define SET(field, key, label)                                                                 \
-    to.field = 1000;                                                                           \
+#define SET(field, key, label)                                                                     \
+    to.field = 1000;                                                                               \
     from.field = v++;
     SWEEP_OUTCOMES(SET)
 #undef SET
     sweep_summary_add(&to, &from);
     v = 1;
-#define CHECK(field, key, label)                                                               \
-    if (to.field != 1000 + v)                                                                  \
-        fail_msg("%s: %ld, want %ld", key, to.field, 1000 + v);                               \
+#define CHECK(field, key, label)                                                                   \
+    if (to.field != 1000 + v)                                                                      \
+        fail_msg("%s: %ld, want %ld", key, to.field, 1000 + v);                                    \
     v++;
     SWEEP_OUTCOMES(CHECK)
 #undef CHECK
@@ -71,10 +71,14 @@ test_sweep_summary_add_leaves_what_the_sweep_counts_itself(void **state)
     (void)state;
     /* processed is counted at the claim, duration and pace once per sweep: a batch's
      * counters never add to them */
-    struct sweep_summary to = {.processed = 7, .batches = 2, .duration_ms = 50,
-                               .throttle_replies = 1, .send_rate = 4.5};
-    struct sweep_summary from = {.processed = 3, .batches = 1, .duration_ms = 9,
-                                 .throttle_replies = 5, .send_rate = 1, .nudges_sent = 3};
+    struct sweep_summary to = {
+        .processed = 7, .batches = 2, .duration_ms = 50, .throttle_replies = 1, .send_rate = 4.5};
+    struct sweep_summary from = {.processed = 3,
+                                 .batches = 1,
+                                 .duration_ms = 9,
+                                 .throttle_replies = 5,
+                                 .send_rate = 1,
+                                 .nudges_sent = 3};
     sweep_summary_add(&to, &from);
     assert_int_equal(to.processed, 7);
     assert_int_equal(to.batches, 2);
@@ -90,14 +94,17 @@ test_sweep_summary_line_has_the_documented_keys_in_order(void **state)
     (void)state;
     /* the line README.md shows; tools read it by key, people by position */
     static const char *const keys[] = {
-        "processed",       "nudges_sent",   "skipped_opt_out", "no_intents",
-        "escalations",     "deferred",      "failed",          "unknown",
-        "already_sent",    "max_prompts",   "invalid_address", "released",
-        "lost_leases",     "superseded",    "quiet_hours",     "member_capped",
-        "gave_up",         "resent_in_doubt", "duration_ms",
+        "processed",       "nudges_sent", "skipped_opt_out", "no_intents",   "escalations",
+        "deferred",        "failed",      "unknown",         "already_sent", "max_prompts",
+        "invalid_address", "released",    "lost_leases",     "superseded",   "quiet_hours",
+        "member_capped",   "gave_up",     "resent_in_doubt", "duration_ms",
     };
-    struct sweep_summary sum = {.processed = 5, .nudges_sent = 2, .skipped_opt_out = 1,
-                                .resent_in_doubt = 4, .duration_ms = 38, .batches = 9,
+    struct sweep_summary sum = {.processed = 5,
+                                .nudges_sent = 2,
+                                .skipped_opt_out = 1,
+                                .resent_in_doubt = 4,
+                                .duration_ms = 38,
+                                .batches = 9,
                                 .quota_exhausted = true};
     json_t *j = sweep_summary_json(&sum);
     assert_non_null(j);
