@@ -9,18 +9,21 @@
  * connection can be a pooler's (PgBouncer, Supavisor, RDS Proxy in transaction mode). */
 #include "db.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <libpq-fe.h>
 
 #include "buf.h"
 #include "clock.h"
+#include "enc.h"
 #include "log.h"
 
 /* Shared by the connections of one job (db_share_fate). */
@@ -784,8 +787,88 @@ db_array_end(struct buf *b)
 
 /* ---- masking --------------------------------------------------------------------------- */
 
-/* key=value strings mask each "password" value here; URIs go through log_mask_url, then a
- * "password=" query parameter is masked as well. */
+/* The keys whose values are secrets: the password, and the passphrase of the client key. */
+static bool
+is_secret_key(const char *k, size_t n)
+{
+    return (n == 8 && strncasecmp(k, "password", 8) == 0) ||
+           (n == 11 && strncasecmp(k, "sslpassword", 11) == 0);
+}
+
+/* Appends a URI's query with the value of every secret parameter masked. Keys are compared
+ * percent-decoded, as libpq reads them, so "pass%77ord" is the password too. */
+static void
+mask_query(struct buf *b, const char *q)
+{
+    while (*q != '\0') {
+        size_t len = strcspn(q, "&");
+        size_t klen = strcspn(q, "=&");
+        char key[32];
+        size_t n = 0;
+        bool secret =
+            klen < len && enc_percent_decode(q, klen, key, sizeof key, &n) && is_secret_key(key, n);
+        if (secret) {
+            buf_append(b, q, klen + 1);
+            buf_puts(b, "****");
+        } else {
+            buf_append(b, q, len);
+        }
+        q += len;
+        if (*q == '&')
+            buf_putc(b, *q++);
+    }
+}
+
+static bool
+is_space(char c)
+{
+    return isspace((unsigned char)c) != 0;
+}
+
+/* Appends a keyword/value string with every secret value masked, reading it as libpq does:
+ * keys and values separated by white space, a value either single-quoted or running to the
+ * next white space, a backslash escaping the character after it in both. */
+static void
+mask_keywords(struct buf *b, const char *p)
+{
+    while (*p != '\0') {
+        if (is_space(*p)) {
+            buf_putc(b, *p++);
+            continue;
+        }
+        const char *key = p;
+        while (*p != '\0' && *p != '=' && !is_space(*p))
+            p++;
+        size_t klen = (size_t)(p - key);
+        buf_append(b, key, klen);
+        while (is_space(*p))
+            buf_putc(b, *p++);
+        if (*p != '=')
+            continue; /* not key=value: libpq refuses the string; copy on */
+        buf_putc(b, *p++);
+        const char *value = p;
+        while (is_space(*p))
+            p++;
+        bool quoted = *p == '\'';
+        if (quoted)
+            p++;
+        while (*p != '\0' && (quoted ? *p != '\'' : !is_space(*p))) {
+            if (*p == '\\' && p[1] != '\0')
+                p++;
+            p++;
+        }
+        if (quoted && *p == '\'')
+            p++;
+        if (is_secret_key(key, klen))
+            buf_puts(b, "****");
+        else
+            buf_append(b, value, (size_t)(p - value));
+    }
+}
+
+/* A postgres URI masks its userinfo's password through log_mask_url (reading the userinfo
+ * to the first '/', as libpq does) and every secret query parameter; a keyword/value
+ * string masks every secret value. */
 char *
 db_mask_conninfo(const char *conninfo)
 {
@@ -793,60 +876,26 @@ db_mask_conninfo(const char *conninfo)
     buf_init(&b, 0);
     if (conninfo == NULL)
         return buf_steal(&b);
-    const char *scheme = strstr(conninfo, "://");
-    if (scheme != NULL && strncmp(conninfo, "postgres", 8) == 0) {
-        char *masked = log_mask_url(conninfo, 0);
-        if (masked == NULL)
-            return NULL;
-        /* password=... may also appear as a query parameter */
-        const char *rest = masked + (scheme + 3 - conninfo);
-        rest += strcspn(rest, "/?");
-        const char *q = strstr(rest, "password=");
-        if (q == NULL) {
-            buf_free(&b);
-            return masked;
-        }
-        buf_append(&b, masked, (size_t)(q - masked) + 9);
-        buf_puts(&b, "****");
-        buf_puts(&b, q + 9 + strcspn(q + 9, "&"));
-        free(masked);
+    bool uri =
+        strncmp(conninfo, "postgresql://", 13) == 0 || strncmp(conninfo, "postgres://", 11) == 0;
+    if (!uri) {
+        mask_keywords(&b, conninfo);
         return buf_steal(&b);
     }
-    /* key=value form: values may be single-quoted with backslash escapes */
-    const char *p = conninfo;
-    while (*p != '\0') {
-        const char *k = strstr(p, "password");
-        if (k == NULL) {
-            buf_puts(&b, p);
-            break;
-        }
-        const char *v = k + 8;
-        while (*v == ' ')
-            v++;
-        bool is_key = (k == conninfo || k[-1] == ' ') && *v == '=';
-        if (!is_key) {
-            buf_append(&b, p, (size_t)(k + 8 - p));
-            p = k + 8;
-            continue;
-        }
-        v++;
-        buf_append(&b, p, (size_t)(v - p));
-        while (*v == ' ')
-            v++;
-        if (*v == '\'') {
-            v++;
-            while (*v != '\0' && *v != '\'') {
-                if (*v == '\\' && v[1] != '\0')
-                    v++;
-                v++;
-            }
-            if (*v == '\'')
-                v++;
-        } else {
-            v += strcspn(v, " ");
-        }
-        buf_puts(&b, "****");
-        p = v;
+    const char *host = conninfo + log_url_host_offset(conninfo, LOG_MASK_SLASH_ONLY);
+    const char *query = host + strcspn(host, "?");
+    char *head = strndup(conninfo, (size_t)(query - conninfo));
+    char *masked = head != NULL ? log_mask_url(head, LOG_MASK_SLASH_ONLY) : NULL;
+    free(head);
+    if (masked == NULL) {
+        buf_free(&b);
+        return NULL;
+    }
+    buf_puts(&b, masked);
+    free(masked);
+    if (*query == '?') {
+        buf_putc(&b, '?');
+        mask_query(&b, query + 1);
     }
     return buf_steal(&b);
 }

@@ -139,3 +139,37 @@ enc_percent_put(struct buf *out, const char *s)
     }
     return !out->failed;
 }
+
+static int
+hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool
+enc_percent_decode(const char *s, size_t n, char *out, size_t cap, size_t *out_len)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            int hi = i + 2 < n ? hex_value(s[i + 1]) : -1;
+            int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
+            if (lo < 0)
+                return false;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (len == cap)
+            return false;
+        out[len++] = c;
+    }
+    *out_len = len;
+    return true;
+}

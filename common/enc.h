@@ -34,4 +34,9 @@ bool enc_base64_decode(const char *s, size_t n, unsigned flags, unsigned char *o
  * are, every other byte as %XX with upper-case hex. false once out has failed. */
 bool enc_percent_put(struct buf *out, const char *s);
 
+/* Decodes the %XX sequences of s[0..n) into out (room for cap bytes; no NUL is added) and
+ * sets *out_len; other bytes pass as they are. false for a '%' not followed by two hex
+ * digits, or when the result needs more than cap bytes. */
+bool enc_percent_decode(const char *s, size_t n, char *out, size_t cap, size_t *out_len);
+
 #endif

@@ -132,6 +132,33 @@ log_event(enum log_level level, const char *msg, json_t *fields)
 
 /* ---- masking --------------------------------------------------------------------------- */
 
+/* The '@' that ends the userinfo of the authority starting at auth, or NULL. */
+static const char *
+userinfo_end(const char *auth, unsigned flags)
+{
+    /* '#' does not end the search for '@': a password with a raw '#' is still a password. */
+    size_t limit = strcspn(auth, "/");
+    size_t query = strcspn(auth, "?");
+    /* RFC 3986 ends the authority at '?'; libpq reads a postgres URI's userinfo up to the
+     * first '/', so there a raw '?' may sit inside the password. */
+    if ((flags & LOG_MASK_SLASH_ONLY) == 0 && query < limit)
+        limit = query;
+    const char *at = NULL;
+    for (const char *p = auth; p < auth + limit; p++)
+        if (*p == '@')
+            at = p;
+    return at;
+}
+
+size_t
+log_url_host_offset(const char *url, unsigned flags)
+{
+    const char *scheme = strstr(url, "://");
+    const char *auth = scheme != NULL ? scheme + 3 : url;
+    const char *at = userinfo_end(auth, flags);
+    return (size_t)((at != NULL ? at + 1 : auth) - url);
+}
+
 char *
 log_mask_url(const char *url, unsigned flags)
 {
@@ -139,12 +166,7 @@ log_mask_url(const char *url, unsigned flags)
         return NULL;
     const char *scheme = strstr(url, "://");
     const char *auth = scheme != NULL ? scheme + 3 : url;
-    /* '#' does not end the search for '@': a password with a raw '#' is still a password. */
-    const char *auth_end = auth + strcspn(auth, "/?");
-    const char *at = NULL;
-    for (const char *p = auth; p < auth_end; p++)
-        if (*p == '@')
-            at = p;
+    const char *at = userinfo_end(auth, flags);
     struct buf b;
     buf_init(&b, 0);
     buf_append(&b, url, (size_t)(auth - url));

@@ -4,6 +4,7 @@
 #define COMMON_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <jansson.h>
 
@@ -36,11 +37,18 @@ void log_event(enum log_level level, const char *msg, json_t *fields);
 #define LOG_MASK_USERINFO 1u /* the whole userinfo, user name included, becomes "***@" */
 #define LOG_MASK_QUERY 2u    /* the query becomes "?***", and the fragment is dropped */
 #define LOG_MASK_PATH 4u     /* the path and all after it become a slash and three stars */
+#define LOG_MASK_SLASH_ONLY                                                                        \
+    8u /* the userinfo search runs to the first '/' even past a '?',                               \
+        * as libpq reads a postgres URI */
 
 /* Returns a copy of url fit for a log line or a printed setting, masked as flags say (new;
  * free with free()). The userinfo is whatever precedes the last '@' before the first '/' or
- * '?' after "scheme://" (or from the start, without a scheme), so a raw '#' or ':' in a
- * password is still hidden. NULL when url is NULL or out of memory. */
+ * '?' (only '/' with LOG_MASK_SLASH_ONLY) after "scheme://" (or from the start, without a
+ * scheme), so a raw '#' or ':' in a password is still hidden. NULL when url is NULL or out
+ * of memory. */
 char *log_mask_url(const char *url, unsigned flags);
+
+/* Where the host of url starts, by the same reading of the userinfo as log_mask_url. */
+size_t log_url_host_offset(const char *url, unsigned flags);
 
 #endif

@@ -222,6 +222,18 @@ test_db_mask_conninfo_hides_the_password_of_a_uri(void **state)
     assert_conninfo_masked(
         "postgresql://db.example/shop?user=worker&password=hunter2&sslmode=require",
         "postgresql://db.example/shop?user=worker&password=****&sslmode=require");
+    /* every secret parameter, however its key is spelled */
+    assert_conninfo_masked("postgresql://db.example/shop?password=a&password=b",
+                           "postgresql://db.example/shop?password=****&password=****");
+    assert_conninfo_masked("postgresql://db.example/shop?sslpassword=x&password=y",
+                           "postgresql://db.example/shop?sslpassword=****&password=****");
+    assert_conninfo_masked("postgresql://db.example/shop?pass%77ord=y&user=w",
+                           "postgresql://db.example/shop?pass%77ord=****&user=w");
+    /* libpq reads the userinfo to the first '/': a raw '?' may be in the password */
+    assert_conninfo_masked("postgresql://worker:p?w@db.example/shop",
+                           "postgresql://worker:****@db.example/shop");
+    assert_conninfo_masked("postgresql://worker:p?w@db.example?password=z",
+                           "postgresql://worker:****@db.example?password=****");
     /* nothing to hide */
     assert_conninfo_masked("postgresql://worker@db.example/shop",
                            "postgresql://worker@db.example/shop");
@@ -240,8 +252,19 @@ test_db_mask_conninfo_hides_the_password_of_a_keyword_string(void **state)
     /* a quoted value with spaces and escaped quotes goes whole */
     assert_conninfo_masked("host=db password='a b\\' c' user=w", "host=db password=**** user=w");
     /* keys that merely contain the word stay */
-    assert_conninfo_masked("host=db passfile=/etc/pgpass sslpassword=x dbname=shop",
-                           "host=db passfile=/etc/pgpass sslpassword=x dbname=shop");
+    assert_conninfo_masked("host=db passfile=/etc/pgpass mypassword=x dbname=shop",
+                           "host=db passfile=/etc/pgpass mypassword=x dbname=shop");
+    /* the client key's passphrase is a secret as well */
+    assert_conninfo_masked("host=db sslpassword=k3y dbname=shop",
+                           "host=db sslpassword=**** dbname=shop");
+    /* any white space separates, and a backslash escapes a space in an unquoted value */
+    assert_conninfo_masked("host=db\tpassword=hunter2\ndbname=shop",
+                           "host=db\tpassword=****\ndbname=shop");
+    assert_conninfo_masked("host=db password=a\\ b dbname=shop",
+                           "host=db password=**** dbname=shop");
+    /* every occurrence: libpq takes the last */
+    assert_conninfo_masked("password=one host=db password=two",
+                           "password=**** host=db password=****");
     assert_conninfo_masked("host=db dbname=password_reset", "host=db dbname=password_reset");
     assert_conninfo_masked("", "");
     char *none = db_mask_conninfo(NULL);

@@ -144,6 +144,39 @@ test_enc_percent_leaves_unreserved_characters_and_escapes_the_rest(void **state)
     buf_free(&b);
 }
 
+static void
+assert_decodes(const char *s, const char *expected)
+{
+    char out[32];
+    size_t n = 0;
+    assert_true(enc_percent_decode(s, strlen(s), out, sizeof out, &n));
+    assert_int_equal(n, strlen(expected));
+    assert_memory_equal(out, expected, n);
+}
+
+static void
+test_enc_percent_decode_reads_what_the_encoder_writes_and_refuses_broken_escapes(void **state)
+{
+    (void)state;
+    assert_decodes("pass%77ord", "password");
+    assert_decodes("%2F%2f%C3%A9+x", "//\xc3\xa9+x");
+    assert_decodes("", "");
+    struct buf b;
+    buf_init(&b, 0);
+    assert_true(enc_percent_put(&b, " /?#&=+%~"));
+    assert_decodes(buf_str(&b), " /?#&=+%~");
+    buf_free(&b);
+    char out[4];
+    size_t n = 0;
+    assert_false(enc_percent_decode("%", 1, out, sizeof out, &n));
+    assert_false(enc_percent_decode("a%4", 3, out, sizeof out, &n));
+    assert_false(enc_percent_decode("%zz", 3, out, sizeof out, &n));
+    assert_false(enc_percent_decode("%41%41", 4, out, sizeof out, &n)); /* cut in the middle */
+    assert_false(enc_percent_decode("abcde", 5, out, sizeof out, &n));  /* more than cap */
+    assert_true(enc_percent_decode("%41%41", 6, out, sizeof out, &n));
+    assert_int_equal(n, 2);
+}
+
 int
 main(void)
 {
@@ -154,6 +187,8 @@ main(void)
         cmocka_unit_test(test_enc_base64_decode_accepts_each_canonical_spelling),
         cmocka_unit_test(test_enc_base64_decode_refuses_anything_else),
         cmocka_unit_test(test_enc_percent_leaves_unreserved_characters_and_escapes_the_rest),
+        cmocka_unit_test(
+            test_enc_percent_decode_reads_what_the_encoder_writes_and_refuses_broken_escapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -302,6 +302,9 @@ test_log_mask_url_hides_a_password_holding_a_hash_or_colon(void **state)
     (void)state;
     assert_masked("https://u:pa#s:s@host/p", 0, "https://u:****@host/p");
     assert_masked("https://u:pa#ss@host/p", HTTP_MASK, "https://***@host/p");
+    /* a '?' ends the authority of an RFC 3986 URL, but not with LOG_MASK_SLASH_ONLY */
+    assert_masked("https://h?k=a@b", HTTP_MASK, "https://h?***");
+    assert_masked("postgresql://u:p?w@db/shop", LOG_MASK_SLASH_ONLY, "postgresql://u:****@db/shop");
     assert_null(log_mask_url(NULL, 0));
 }
 
