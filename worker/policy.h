@@ -51,7 +51,7 @@ bool policy_ledger_in_doubt(enum policy_ledger s);
 struct policy_facts {
     bool order_found;
     bool has_user;
-    bool email_valid;     /* the member's address passed addr_valid (literals allowed) */
+    bool email_valid;     /* the member's address passed addr_valid (no address literals) */
     bool opted_out;       /* the gating preference is false */
     bool has_member;      /* a loyalty member exists for the user */
     long pending_intents; /* pending, unexpired checkout intents */

@@ -70,7 +70,7 @@ facts_of(const struct ctx *c, const struct store_row *row)
     struct policy_facts f = {
         .order_found = row->order_id != NULL,
         .has_user = row->user_id != NULL && row->email != NULL,
-        .email_valid = row->email != NULL && addr_valid(row->email, ADDR_LITERAL),
+        .email_valid = row->email != NULL && addr_valid(row->email, 0),
         .opted_out = !policy_consents(c->s->consent, row->order_updates, row->marketing_messages),
         .has_member = row->has_member,
         .pending_intents = row->pending_intents,

@@ -65,6 +65,18 @@ class HostileData(WorkerTestCase):
             self.assertNotIn("evil", str(ev[0]["payload"]))
         self.assertEqual(self.events(good["orch_id"])[0]["payload"]["outcome"], "sent")
 
+    def test_an_address_literal_is_decided_invalid_before_any_prompt_is_built(self):
+        # RFC 5321 allows member@[192.0.2.1]; a recovery prompt is not sent to one (the
+        # message builder refuses it in To), and the decision says so up front.
+        lit = self.seed(email="member@[192.0.2.1]")
+        good = self.seed()
+        r = self.sweep(expect=0)
+        self.assertEqual(r.summary["invalid_address"], 1)
+        self.assertEqual(r.summary["nudges_sent"], 1)
+        self.assertNotIn("cannot be built", r.stderr)
+        self.assertEqual(self.events(lit["orch_id"])[0]["payload"]["outcome"], "invalid_address")
+        self.assertEqual(self.events(good["orch_id"])[0]["payload"]["outcome"], "sent")
+
     def test_hostile_order_number_and_currency_stay_out_of_headers(self):
         ids = self.seed()
         self.q("UPDATE orders SET order_number = %s WHERE id = %s",
