@@ -804,9 +804,8 @@ mask_query(struct buf *b, const char *q)
         size_t len = strcspn(q, "&");
         size_t klen = strcspn(q, "=&");
         char key[32];
-        size_t n = 0;
-        bool secret =
-            klen < len && enc_percent_decode(q, klen, key, sizeof key, &n) && is_secret_key(key, n);
+        size_t n = enc_percent_decode(q, klen, key, sizeof key);
+        bool secret = klen < len && n <= sizeof key && is_secret_key(key, n);
         if (secret) {
             buf_append(b, q, klen + 1);
             buf_puts(b, "****");

@@ -152,24 +152,20 @@ hex_value(char c)
     return -1;
 }
 
-bool
-enc_percent_decode(const char *s, size_t n, char *out, size_t cap, size_t *out_len)
+size_t
+enc_percent_decode(const char *s, size_t n, char *out, size_t cap)
 {
     size_t len = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++, len++) {
         char c = s[i];
-        if (c == '%') {
-            int hi = i + 2 < n ? hex_value(s[i + 1]) : -1;
-            int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
-            if (lo < 0)
-                return false;
+        int hi = c == '%' && i + 2 < n ? hex_value(s[i + 1]) : -1;
+        int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
+        if (lo >= 0) {
             c = (char)(hi * 16 + lo);
             i += 2;
         }
-        if (len == cap)
-            return false;
-        out[len++] = c;
+        if (len < cap)
+            out[len] = c;
     }
-    *out_len = len;
-    return true;
+    return len;
 }

@@ -34,9 +34,9 @@ bool enc_base64_decode(const char *s, size_t n, unsigned flags, unsigned char *o
  * are, every other byte as %XX with upper-case hex. false once out has failed. */
 bool enc_percent_put(struct buf *out, const char *s);
 
-/* Decodes the %XX sequences of s[0..n) into out (room for cap bytes; no NUL is added) and
- * sets *out_len; other bytes pass as they are. false for a '%' not followed by two hex
- * digits, or when the result needs more than cap bytes. */
-bool enc_percent_decode(const char *s, size_t n, char *out, size_t cap, size_t *out_len);
+/* Decodes the %XX sequences of s[0..n) into out, of which it writes at most cap bytes (no
+ * NUL is added); any other byte, a '%' without two hex digits after it included, passes as
+ * it is. Returns the length of the whole decoding, so more than cap means it was cut. */
+size_t enc_percent_decode(const char *s, size_t n, char *out, size_t cap);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "db.h"
+#include "enc.h"
 #include "httpd.h"
 #include "links.h"
 #include "log.h"
@@ -53,18 +54,6 @@ now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The path of url (scheme://authority/path?query#fragment), %XX decoded as the server
  * decodes request paths; "/" when it has none. */
 static void
@@ -73,20 +62,12 @@ url_path(const char *url, char *out, size_t outsz)
     const char *p = strstr(url, "://");
     p = p != NULL ? p + 3 : url;
     p += strcspn(p, "/?#");
-    size_t n = 0;
     if (*p != '/') {
         snprintf(out, outsz, "/");
         return;
     }
-    while (*p != '\0' && *p != '?' && *p != '#' && n + 1 < outsz) {
-        if (p[0] == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-            out[n++] = (char)(hexval(p[1]) * 16 + hexval(p[2]));
-            p += 3;
-        } else {
-            out[n++] = *p++;
-        }
-    }
-    out[n] = '\0';
+    size_t n = enc_percent_decode(p, strcspn(p, "?#"), out, outsz - 1);
+    out[n < outsz - 1 ? n : outsz - 1] = '\0';
 }
 
 /* A connection for one request: no retries; connecting and the statements share one
