@@ -4,11 +4,11 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "settings.h"
@@ -200,14 +200,6 @@ instance_name(const struct settings *s, char *out, size_t outsz)
         snprintf(out, outsz, "unknown");
 }
 
-static double
-now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 warn(const char *msg, const char *target, const struct err *e)
 {
@@ -247,7 +239,7 @@ push(const struct settings *s, const struct sweep_summary *sum, bool success, lo
     err_clear(&e);
     struct metrics m;
     metrics_init(&m);
-    if (!report_sweep_metrics(&m, sum, success, now_seconds(), due_after, oldest_due_age_s)) {
+    if (!report_sweep_metrics(&m, sum, success, clock_wall_s(), due_after, oldest_due_age_s)) {
         err_set(&e, ERR_INTERNAL, "metrics: %s", metrics_error(&m));
         warn("metrics push failed", "pushgateway", &e);
         metrics_free(&m);

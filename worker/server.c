@@ -46,14 +46,6 @@ struct server {
     long unsubscribes[REPORT_UNSUB_COUNT];
 };
 
-static double
-now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* The path of url (scheme://authority/path?query#fragment), %XX decoded as the server
  * decodes request paths; "/" when it has none. */
 static void
@@ -429,7 +421,7 @@ server_start(const struct settings *s, struct err *e)
     }
     srv->s = s;
     srv->basis = s->consent;
-    srv->start_time_s = now_seconds();
+    srv->start_time_s = clock_wall_s();
     srv->last_success_s = -1;
     pthread_mutex_init(&srv->lock, NULL);
     if (s->unsubscribe_url != NULL)
@@ -471,7 +463,7 @@ server_record_sweep(struct server *srv, const struct sweep_summary *sum, int rc)
 {
     if (srv == NULL)
         return;
-    double now = now_seconds();
+    double now = clock_wall_s();
     pthread_mutex_lock(&srv->lock);
     srv->have_sweep = true;
     srv->last = *sum;

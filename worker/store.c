@@ -488,6 +488,32 @@ static const char SQL_LEDGER_FINISH[] =
     /* a worker records only its own rows; orphans of a dead one are recorded with NULL */
     "   AND ($7::text IS NULL OR d.run_id = $7)";
 
+/* Runs one of the two outcome statements over the six arrays of add_outcome and run_id
+ * ($7); with applied, which of the n outcomes it applied. Frees the arrays. */
+static int
+exec_outcomes(struct db *db, const char *sql, struct arrays *a, const char *run_id, bool *applied,
+              size_t n, struct err *e)
+{
+    int rc = ERR_OK;
+    if (!arrays_end(a))
+        rc = err_set(e, ERR_INTERNAL, "ledger: too many outcomes");
+    if (rc == ERR_OK) {
+        const char *params[] = {buf_str(&a->col[0]),
+                                buf_str(&a->col[1]),
+                                buf_str(&a->col[2]),
+                                buf_str(&a->col[3]),
+                                buf_str(&a->col[4]),
+                                buf_str(&a->col[5]),
+                                run_id};
+        rc = applied != NULL ? exec_ordinals(db, sql, 7, params, applied, n, e)
+                             : db_exec(db, sql, 7, params, NULL, e);
+    }
+    arrays_free(a);
+    if (rc != ERR_OK)
+        err_prefix(e, "ledger");
+    return rc;
+}
+
 int
 store_ledger_finish(struct db *db, const char *run_id, const struct store_batch *b,
                     const struct store_delivery *d, size_t n, struct err *e)
@@ -499,23 +525,7 @@ store_ledger_finish(struct db *db, const char *run_id, const struct store_batch 
     for (size_t i = 0; i < n; i++)
         add_outcome(&a, b->rows[d[i].row].id, b->rows[d[i].row].due_at, d[i].status, d[i].code,
                     d[i].enhanced, d[i].text);
-    int rc = ERR_OK;
-    if (!arrays_end(&a))
-        rc = err_set(e, ERR_INTERNAL, "ledger: batch too large");
-    if (rc == ERR_OK) {
-        const char *params[] = {buf_str(&a.col[0]),
-                                buf_str(&a.col[1]),
-                                buf_str(&a.col[2]),
-                                buf_str(&a.col[3]),
-                                buf_str(&a.col[4]),
-                                buf_str(&a.col[5]),
-                                run_id};
-        rc = db_exec(db, SQL_LEDGER_FINISH, 7, params, NULL, e);
-    }
-    arrays_free(&a);
-    if (rc != ERR_OK)
-        err_prefix(e, "ledger");
-    return rc;
+    return exec_outcomes(db, SQL_LEDGER_FINISH, &a, run_id, NULL, n, e);
 }
 
 /* The journal's write: 'sending' marks (queued -> sending, just before a message's data goes
@@ -545,23 +555,7 @@ store_ledger_progress(struct db *db, const char *run_id, const struct store_prog
     arrays_init(&a, 6);
     for (size_t i = 0; i < n; i++)
         add_outcome(&a, p[i].id, p[i].due_at, p[i].status, p[i].code, p[i].enhanced, p[i].text);
-    int rc = ERR_OK;
-    if (!arrays_end(&a))
-        rc = err_set(e, ERR_INTERNAL, "ledger: too many entries");
-    if (rc == ERR_OK) {
-        const char *params[] = {buf_str(&a.col[0]),
-                                buf_str(&a.col[1]),
-                                buf_str(&a.col[2]),
-                                buf_str(&a.col[3]),
-                                buf_str(&a.col[4]),
-                                buf_str(&a.col[5]),
-                                run_id};
-        rc = exec_ordinals(db, SQL_LEDGER_PROGRESS, 7, params, applied, n, e);
-    }
-    arrays_free(&a);
-    if (rc != ERR_OK)
-        err_prefix(e, "ledger");
-    return rc;
+    return exec_outcomes(db, SQL_LEDGER_PROGRESS, &a, run_id, applied, n, e);
 }
 
 /* metadata may be NULL, an array or a scalar in the storefront's data: only an object is
