@@ -795,26 +795,28 @@ is_secret_key(const char *k, size_t n)
            (n == 11 && strncasecmp(k, "sslpassword", 11) == 0);
 }
 
-/* Appends a URI's query with the value of every secret parameter masked. Keys are compared
- * percent-decoded, as libpq reads them, so "pass%77ord" is the password too. */
+/* Appends the rest of a URI with the value of every secret parameter masked. Any '?' or
+ * '&' may start a parameter: libpq reads the userinfo up to the first '@' and the host
+ * after it, so a raw '@' or '?' moves where libpq's query begins; masking after each one
+ * hides a secret under every reading. Keys are compared percent-decoded, as libpq reads
+ * them ("pass%77ord" is the password too); a value runs to the next '&'. */
 static void
-mask_query(struct buf *b, const char *q)
+mask_params(struct buf *b, const char *p)
 {
-    while (*q != '\0') {
-        size_t len = strcspn(q, "&");
-        size_t klen = strcspn(q, "=&");
+    while (*p != '\0') {
+        bool boundary = *p == '?' || *p == '&';
+        buf_putc(b, *p++);
+        if (!boundary)
+            continue;
+        size_t klen = strcspn(p, "=&");
         char key[32];
-        size_t n = enc_percent_decode(q, klen, key, sizeof key);
-        bool secret = klen < len && n <= sizeof key && is_secret_key(key, n);
-        if (secret) {
-            buf_append(b, q, klen + 1);
-            buf_puts(b, "****");
-        } else {
-            buf_append(b, q, len);
-        }
-        q += len;
-        if (*q == '&')
-            buf_putc(b, *q++);
+        size_t n = enc_percent_decode(p, klen, key, sizeof key);
+        if (p[klen] != '=' || n > sizeof key || !is_secret_key(key, n))
+            continue;
+        buf_append(b, p, klen + 1);
+        buf_puts(b, "****");
+        p += klen + 1;
+        p += strcspn(p, "&");
     }
 }
 
@@ -865,9 +867,10 @@ mask_keywords(struct buf *b, const char *p)
     }
 }
 
-/* A postgres URI masks its userinfo's password through log_mask_url (reading the userinfo
- * to the first '/', as libpq does) and every secret query parameter; a keyword/value
- * string masks every secret value. */
+/* A postgres URI masks its userinfo's password through log_mask_url (the userinfo read to
+ * the last '@' before the first '/', which covers libpq's reading and a raw '@' in the
+ * password) and then every secret parameter; a keyword/value string masks every secret
+ * value. */
 char *
 db_mask_conninfo(const char *conninfo)
 {
@@ -881,20 +884,14 @@ db_mask_conninfo(const char *conninfo)
         mask_keywords(&b, conninfo);
         return buf_steal(&b);
     }
-    const char *host = conninfo + log_url_host_offset(conninfo, LOG_MASK_SLASH_ONLY);
-    const char *query = host + strcspn(host, "?");
-    char *head = strndup(conninfo, (size_t)(query - conninfo));
-    char *masked = head != NULL ? log_mask_url(head, LOG_MASK_SLASH_ONLY) : NULL;
-    free(head);
+    char *masked = log_mask_url(conninfo, LOG_MASK_SLASH_ONLY);
     if (masked == NULL) {
         buf_free(&b);
         return NULL;
     }
-    buf_puts(&b, masked);
+    const char *rest = strstr(masked, "://") + 3;
+    buf_append(&b, masked, (size_t)(rest - masked));
+    mask_params(&b, rest);
     free(masked);
-    if (*query == '?') {
-        buf_putc(&b, '?');
-        mask_query(&b, query + 1);
-    }
     return buf_steal(&b);
 }

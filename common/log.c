@@ -150,15 +150,6 @@ userinfo_end(const char *auth, unsigned flags)
     return at;
 }
 
-size_t
-log_url_host_offset(const char *url, unsigned flags)
-{
-    const char *scheme = strstr(url, "://");
-    const char *auth = scheme != NULL ? scheme + 3 : url;
-    const char *at = userinfo_end(auth, flags);
-    return (size_t)((at != NULL ? at + 1 : auth) - url);
-}
-
 char *
 log_mask_url(const char *url, unsigned flags)
 {

@@ -4,7 +4,6 @@
 #define COMMON_LOG_H
 
 #include <stdbool.h>
-#include <stddef.h>
 
 #include <jansson.h>
 
@@ -37,9 +36,8 @@ void log_event(enum log_level level, const char *msg, json_t *fields);
 #define LOG_MASK_USERINFO 1u /* the whole userinfo, user name included, becomes "***@" */
 #define LOG_MASK_QUERY 2u    /* the query becomes "?***", and the fragment is dropped */
 #define LOG_MASK_PATH 4u     /* the path and all after it become a slash and three stars */
-#define LOG_MASK_SLASH_ONLY                                                                        \
-    8u /* the userinfo search runs to the first '/' even past a '?',                               \
-        * as libpq reads a postgres URI */
+/* the userinfo search runs to the first '/', past a '?', as libpq reads a postgres URI */
+#define LOG_MASK_SLASH_ONLY 8u
 
 /* Returns a copy of url fit for a log line or a printed setting, masked as flags say (new;
  * free with free()). The userinfo is whatever precedes the last '@' before the first '/' or
@@ -47,8 +45,5 @@ void log_event(enum log_level level, const char *msg, json_t *fields);
  * scheme), so a raw '#' or ':' in a password is still hidden. NULL when url is NULL or out
  * of memory. */
 char *log_mask_url(const char *url, unsigned flags);
-
-/* Where the host of url starts, by the same reading of the userinfo as log_mask_url. */
-size_t log_url_host_offset(const char *url, unsigned flags);
 
 #endif

@@ -13,8 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "buf.h"
 #include "db.h"
+#include "enc.h"
 
 #define AT "connection to server at \"db.example\" (192.0.2.10), port 5432 failed: "
 
@@ -272,6 +275,126 @@ test_db_mask_conninfo_hides_the_password_of_a_keyword_string(void **state)
     free(none);
 }
 
+/* Appends a keyword value as libpq reads it: single-quoted, quote and backslash escaped. */
+static void
+put_quoted(struct buf *b, const char *v)
+{
+    buf_putc(b, '\'');
+    for (; *v != '\0'; v++) {
+        if (*v == '\'' || *v == '\\')
+            buf_putc(b, '\\');
+        buf_putc(b, *v);
+    }
+    buf_putc(b, '\'');
+}
+
+/* Appends a keyword value unquoted, every white space, quote and backslash escaped. */
+static void
+put_escaped(struct buf *b, const char *v)
+{
+    for (; *v != '\0'; v++) {
+        if (*v == ' ' || *v == '\t' || *v == '\'' || *v == '\\')
+            buf_putc(b, '\\');
+        buf_putc(b, *v);
+    }
+}
+
+/* Whatever libpq itself would take as a password or a key passphrase from conninfo is
+ * absent from the masked copy, as are the secret as written and as percent-encoded. */
+static void
+assert_libpq_secrets_masked(const char *conninfo, const char *secret)
+{
+    char *masked = db_mask_conninfo(conninfo);
+    assert_non_null(masked);
+    if (strstr(masked, secret) != NULL)
+        fail_msg("\"%s\" shows \"%s\" as %s", conninfo, secret, masked);
+    struct buf enc;
+    buf_init(&enc, 0);
+    enc_percent_put(&enc, secret);
+    if (strstr(masked, buf_str(&enc)) != NULL)
+        fail_msg("\"%s\" shows \"%s\" as %s", conninfo, buf_str(&enc), masked);
+    buf_free(&enc);
+    char *why = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &why);
+    PQfreemem(why);
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
+        bool secret_key =
+            strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0;
+        /* short values would match unrelated text ("db" in the host name) */
+        if (secret_key && o->val != NULL && strlen(o->val) >= 4 && strstr(masked, o->val) != NULL)
+            fail_msg("\"%s\": libpq's %s \"%s\" shows in %s", conninfo, o->keyword, o->val, masked);
+    }
+    PQconninfoFree(opts);
+    free(masked);
+}
+
+static void
+test_db_mask_conninfo_hides_what_libpq_would_use_as_a_password(void **state)
+{
+    (void)state;
+    static const char *const secrets[] = {
+        "hunter2-secret",
+        "s3 cr3t pw",
+        "it's\\mine",
+        "p@ss@word99",
+        "q?uery#frag",
+        "amp&eq=pw12",
+        "pct%41%zz99",
+        "tab\tpw\tx",
+        "\xc3\xbc"
+        "n"
+        "\xc3\xaf"
+        "c"
+        "\xc3\xb8"
+        "de",
+    };
+    static const char *const keys[] = {"password", "sslpassword"};
+    for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++) {
+        const char *pw = secrets[i];
+        for (size_t k = 0; k < 2; k++) {
+            struct buf b;
+            buf_init(&b, 0);
+            /* keyword/value: quoted, escaped, after a tab, twice */
+            buf_printf(&b, "host=db.example %s=", keys[k]);
+            put_quoted(&b, pw);
+            buf_puts(&b, " dbname=shop");
+            assert_libpq_secrets_masked(buf_str(&b), pw);
+            buf_reset(&b);
+            buf_printf(&b, "host=db.example\t%s = ", keys[k]);
+            put_escaped(&b, pw);
+            buf_printf(&b, " %s=", keys[k]);
+            put_quoted(&b, pw);
+            assert_libpq_secrets_masked(buf_str(&b), pw);
+            /* URI query: encoded, and raw */
+            buf_reset(&b);
+            buf_printf(&b, "postgresql://worker@db.example/shop?sslmode=disable&%s=", keys[k]);
+            enc_percent_put(&b, pw);
+            assert_libpq_secrets_masked(buf_str(&b), pw);
+            buf_reset(&b);
+            buf_printf(&b, "postgres://db.example?%s=%s&application_name=x", keys[k], pw);
+            assert_libpq_secrets_masked(buf_str(&b), pw);
+            buf_free(&b);
+        }
+        /* URI userinfo: encoded, and raw */
+        struct buf b;
+        buf_init(&b, 0);
+        buf_puts(&b, "postgresql://worker:");
+        enc_percent_put(&b, pw);
+        buf_puts(&b, "@db.example:5432/shop?sslmode=require");
+        assert_libpq_secrets_masked(buf_str(&b), pw);
+        buf_reset(&b);
+        buf_printf(&b, "postgresql://worker:%s@db.example/shop", pw);
+        char *why = NULL;
+        PQconninfoOption *opts = PQconninfoParse(buf_str(&b), &why);
+        PQfreemem(why);
+        /* as written only where libpq reads it so (a raw '#' or '?' stays inside) */
+        if (opts != NULL)
+            assert_libpq_secrets_masked(buf_str(&b), pw);
+        PQconninfoFree(opts);
+        buf_free(&b);
+    }
+}
+
 static void
 test_db_without_a_connection_string_is_a_config_error_naming_the_variable(void **state)
 {
@@ -425,6 +548,7 @@ main(void)
         cmocka_unit_test(test_db_mask_conninfo_hides_passwords_in_both_syntaxes),
         cmocka_unit_test(test_db_mask_conninfo_hides_the_password_of_a_uri),
         cmocka_unit_test(test_db_mask_conninfo_hides_the_password_of_a_keyword_string),
+        cmocka_unit_test(test_db_mask_conninfo_hides_what_libpq_would_use_as_a_password),
         cmocka_unit_test(test_db_without_a_connection_string_is_a_config_error_naming_the_variable),
         cmocka_unit_test(test_db_closed_port_is_unavailable_after_the_retries_without_the_password),
         cmocka_unit_test(test_db_array_literal_quotes_each_value_and_separates_with_commas),
