@@ -809,9 +809,11 @@ mask_params(struct buf *b, const char *p)
         if (!boundary)
             continue;
         size_t klen = strcspn(p, "=&");
+        if (p[klen] != '=')
+            continue;
         char key[32];
         size_t n = enc_percent_decode(p, klen, key, sizeof key);
-        if (p[klen] != '=' || n > sizeof key || !is_secret_key(key, n))
+        if (n > sizeof key || !is_secret_key(key, n))
             continue;
         buf_append(b, p, klen + 1);
         buf_puts(b, "****");

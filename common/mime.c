@@ -470,9 +470,15 @@ mime_header_text(struct buf *out, const char *name, const char *value)
 }
 
 bool
+mime_address_valid(const char *addr)
+{
+    return addr_valid(addr, 0);
+}
+
+bool
 mime_header_address(struct buf *out, const char *name, const char *display, const char *addr)
 {
-    if (!addr_valid(addr, 0))
+    if (!mime_address_valid(addr))
         return false;
     struct buf clean;
     buf_init(&clean, 0);
@@ -636,9 +642,9 @@ make_boundary(char *out, size_t size, const char *message_id)
 static int
 check_message(const struct mime_message *m, struct err *e)
 {
-    if (!addr_valid(m->from_addr, 0))
+    if (!mime_address_valid(m->from_addr))
         return err_set(e, ERR_DATA, "mime: sender address is not an acceptable mailbox");
-    if (!addr_valid(m->to_addr, 0))
+    if (!mime_address_valid(m->to_addr))
         return err_set(e, ERR_DATA, "mime: recipient address is not an acceptable mailbox");
     if (!mime_message_id_valid(m->message_id))
         return err_set(e, ERR_DATA, "mime: message id is not an acceptable id-left@id-right");

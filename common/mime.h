@@ -46,9 +46,13 @@ int mime_build(const struct mime_message *m, struct buf *out, struct err *e);
  * value is cut to MIME_TEXT_MAX bytes). Used by mime_build. */
 void mime_header_text(struct buf *out, const char *name, const char *value);
 
+/* Whether addr may stand in a header this module builds (From, To, a mailto): addr_valid
+ * without address literals. Callers deciding whether a message can be built ask this. */
+bool mime_address_valid(const char *addr);
+
 /* Appends "Name: display <addr>" with the display name quoted or encoded as needed (cleaned
  * and cut to MIME_NAME_MAX bytes); "Name: addr" when display is NULL or blank. Returns false
- * and appends nothing when addr fails addr_valid (flags 0: no address literals). */
+ * and appends nothing when addr fails mime_address_valid. */
 bool mime_header_address(struct buf *out, const char *name, const char *display, const char *addr);
 
 /* Appends text encoded as quoted-printable (RFC 2045 §6.7), lines normalised to CRLF,

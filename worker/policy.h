@@ -51,12 +51,12 @@ bool policy_ledger_in_doubt(enum policy_ledger s);
 struct policy_facts {
     bool order_found;
     bool has_user;
-    bool email_valid;     /* the member's address passed addr_valid (no address literals) */
-    bool opted_out;       /* the gating preference is false */
-    bool has_member;      /* a loyalty member exists for the user */
-    long pending_intents; /* pending, unexpired checkout intents */
-    long prompts_sent;    /* ledger rows 'sent' for this orchestration */
-    long deferrals;       /* ledger rows 'deferred' since the last sent one */
+    bool email_valid;                 /* the member's address passed mime_address_valid */
+    bool opted_out;                   /* the gating preference is false */
+    bool has_member;                  /* a loyalty member exists for the user */
+    long pending_intents;             /* pending, unexpired checkout intents */
+    long prompts_sent;                /* ledger rows 'sent' for this orchestration */
+    long deferrals;                   /* ledger rows 'deferred' since the last sent one */
     enum policy_ledger ledger_status; /* this due occurrence's ledger row, if any */
     long ledger_attempts;
     long long cap_wait_ms;   /* > 0: the member had a prompt too recently; wait this long

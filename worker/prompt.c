@@ -30,7 +30,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "addr.h"
 #include "mime.h"
 #include "transition.h"
 
@@ -710,7 +709,7 @@ prompt_render(const struct prompt_templates *t, const struct prompt_input *in, s
     /* RFC 2369: the https URI first (RFC 8058's one-click applies to it), then a mailto. */
     if (in->unsubscribe_url != NULL)
         buf_printf(&p.list_unsub, "<%s>", in->unsubscribe_url);
-    if (in->unsubscribe_mailto != NULL && addr_valid(in->unsubscribe_mailto, 0))
+    if (in->unsubscribe_mailto != NULL && mime_address_valid(in->unsubscribe_mailto))
         buf_printf(&p.list_unsub, "%s<mailto:%s?subject=unsubscribe>",
                    in->unsubscribe_url != NULL ? ", " : "", in->unsubscribe_mailto);
     if (parts_failed(&p)) {

@@ -12,7 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "addr.h"
 #include "config.h"
 #include "db.h"
 #include "httpd.h"
@@ -653,7 +652,7 @@ check(struct config *c, const struct settings *s)
                        "starttls, or none towards a relay on loopback");
     /* It goes in the envelope and the From header, which refuses address literals such as
      * shop@[192.0.2.1]: accepted, one would fail every prompt. */
-    if (!is_set(s->sender_email) || !addr_valid(s->sender_email, 0))
+    if (!is_set(s->sender_email) || !mime_address_valid(s->sender_email))
         config_problem(c, "smtp.sender_email", "\"%s\" is not a valid email address",
                        s->sender_email != NULL ? s->sender_email : "");
     else if (strlen(strrchr(s->sender_email, '@') + 1) > SENDER_DOMAIN_MAX)
@@ -693,7 +692,7 @@ check(struct config *c, const struct settings *s)
     if (is_set(s->unsubscribe_url))
         check_link_url(c, "email.unsubscribe_url", s->unsubscribe_url, UNSUBSCRIBE_URL_MAX);
     if (is_set(s->unsubscribe_mailto) &&
-        (!addr_valid(s->unsubscribe_mailto, 0) || strlen(s->unsubscribe_mailto) > 200))
+        (!mime_address_valid(s->unsubscribe_mailto) || strlen(s->unsubscribe_mailto) > 200))
         config_problem(c, "email.unsubscribe_mailto", "is not a usable email address");
     check_optional_url(c, "metrics.pushgateway_url", s->pushgateway_url);
     check_optional_url(c, "metrics.heartbeat_url", s->heartbeat_url);

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "addr.h"
+#include "mime.h"
 #include "buf.h"
 #include "clock.h"
 #include "failpoint.h"
@@ -70,7 +70,7 @@ facts_of(const struct ctx *c, const struct store_row *row)
     struct policy_facts f = {
         .order_found = row->order_id != NULL,
         .has_user = row->user_id != NULL && row->email != NULL,
-        .email_valid = row->email != NULL && addr_valid(row->email, 0),
+        .email_valid = row->email != NULL && mime_address_valid(row->email),
         .opted_out = !policy_consents(c->s->consent, row->order_updates, row->marketing_messages),
         .has_member = row->has_member,
         .pending_intents = row->pending_intents,
